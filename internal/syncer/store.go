@@ -1,0 +1,97 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by stores when the named thing does not exist.
+var ErrNotFound = errors.New("not found")
+
+// SealedSecret is a secret encrypted at rest: AES-256-GCM ciphertext (nonce
+// first) under the key named by KeyID. Only the auth package opens it.
+type SealedSecret struct {
+	KeyID      string
+	Ciphertext []byte
+}
+
+// AccountStore keeps registered accounts and their sealed secrets.
+// Every method returns ErrNotFound (wrapped) for an unknown account id.
+type AccountStore interface {
+	// PutAccount creates or replaces the account and its secret.
+	PutAccount(ctx context.Context, a Account, secret SealedSecret) error
+	Account(ctx context.Context, id string) (Account, error)
+	Accounts(ctx context.Context) ([]Account, error)
+	Secret(ctx context.Context, id string) (SealedSecret, error)
+	// SetSecret replaces the sealed secret only (a rotated refresh token, a re-encryption).
+	SetSecret(ctx context.Context, id string, secret SealedSecret) error
+	// SetStatus records the status, its reason and the permissions the token lacks.
+	SetStatus(ctx context.Context, id string, status Status, reason string, missing []string) error
+	DeleteAccount(ctx context.Context, id string) error
+}
+
+// Writer loads records into ClickHouse.
+// Write is idempotent for the same records: retrying after an error whose
+// outcome is unknown never makes duplicates visible to readers. It returns
+// only after ClickHouse acknowledged every row.
+type Writer interface {
+	Write(ctx context.Context, accountID string, e Entity, recs []Record) error
+}
+
+// WatermarkKey names one incremental cursor: per account, entity, campaign
+// ("" for a partner's account-wide scan) and scan kind.
+type WatermarkKey struct {
+	AccountID  string
+	Entity     Entity
+	CampaignID string
+	Scan       string
+}
+
+// StateStore keeps watermarks. Reading never needs OPTIMIZE.
+type StateStore interface {
+	// Watermark returns the stored time and true, or the zero time and false.
+	Watermark(ctx context.Context, k WatermarkKey) (time.Time, bool, error)
+	SetWatermark(ctx context.Context, k WatermarkKey, t time.Time) error
+}
+
+// RunKind says what started a run.
+type RunKind string
+
+const (
+	RunIncremental RunKind = "incremental"
+	RunBackfill    RunKind = "backfill"
+)
+
+// RunStatus is the outcome of one entity run.
+type RunStatus string
+
+const (
+	RunRunning     RunStatus = "running"
+	RunSucceeded   RunStatus = "succeeded"
+	RunFailed      RunStatus = "failed"
+	RunInterrupted RunStatus = "interrupted"
+	RunSkipped     RunStatus = "skipped"
+)
+
+// Run is one row of sync_runs: one entity of one account, one pass.
+type Run struct {
+	ID             string
+	AccountID      string
+	Entity         Entity
+	Kind           RunKind
+	StartedAt      time.Time
+	FinishedAt     time.Time
+	Status         RunStatus
+	Rows           uint64
+	Requests       uint64
+	RateLimitWaits uint64
+	Windows        uint64
+	Error          string
+}
+
+// RunStore records sync_runs. A run is written when it starts and again when
+// it ends; the later row replaces the earlier one for readers.
+type RunStore interface {
+	RecordRun(ctx context.Context, r Run) error
+}
