@@ -1,0 +1,359 @@
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+// layout is a compiled syncer.Table: which columns each API field path feeds,
+// and which nested objects to descend into.
+type layout struct {
+	table    *syncer.Table
+	targets  map[string][]target // field path → columns it feeds
+	prefixes map[string]bool     // object paths that hold documented fields
+}
+
+type target struct {
+	col      int
+	priority int // index in Column.Fields; lower wins
+}
+
+func compile(t *syncer.Table) *layout {
+	l := &layout{table: t, targets: map[string][]target{}, prefixes: map[string]bool{}}
+	for ci, c := range t.Columns {
+		for pi, f := range c.Fields {
+			l.targets[f] = append(l.targets[f], target{col: ci, priority: pi})
+			parts := strings.Split(f, ".")
+			for i := 1; i < len(parts); i++ {
+				l.prefixes[strings.Join(parts[:i], ".")] = true
+			}
+		}
+	}
+	return l
+}
+
+var layouts = func() map[syncer.Entity]*layout {
+	m := map[syncer.Entity]*layout{}
+	for e, t := range syncer.Tables {
+		m[e] = compile(t)
+	}
+	return m
+}()
+
+// decoded is one record's decoding result.
+type decoded struct {
+	rec     syncer.Record
+	unknown []string // field paths not in the entity's layout
+}
+
+// fieldError is a decoding failure of one field.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
+
+// decodeRecord turns one JSON object into a typed record. raw must be a
+// complete object (validated by the page scan).
+func decodeRecord(l *layout, raw []byte) (decoded, error) {
+	cols := l.table.Columns
+	found := make([]value, len(cols))
+	prio := make([]int, len(cols))
+	for i := range prio {
+		prio[i] = -1
+	}
+	var unknown []string
+	var walk func(obj []byte, prefix string) error
+	walk = func(obj []byte, prefix string) error {
+		return members(obj, func(key string, v value) error {
+			path := key
+			if prefix != "" {
+				path = prefix + "." + key
+			}
+			if ts, ok := l.targets[path]; ok {
+				for _, t := range ts {
+					if prio[t.col] < 0 || t.priority < prio[t.col] {
+						// A fallback field only wins when present and non-empty.
+						if t.priority > 0 && isEmpty(v) {
+							continue
+						}
+						found[t.col] = v
+						prio[t.col] = t.priority
+					}
+				}
+				return nil
+			}
+			if l.prefixes[path] {
+				switch v.kind {
+				case kObject:
+					return walk(v.raw, path)
+				case kNull:
+					return nil // a documented object sent as null: its fields are empty
+				case kString:
+					if string(v.raw) == `""` {
+						return nil
+					}
+				}
+				return &fieldError{field: path, err: fmt.Errorf("expected an object, got %s", v.kind)}
+			}
+			unknown = append(unknown, path)
+			return nil
+		})
+	}
+	d := decoded{}
+	if err := walk(raw, ""); err != nil {
+		return d, err
+	}
+	d.unknown = unknown
+	d.rec.Raw = string(raw)
+	if l.table.Key >= 0 {
+		if v := found[l.table.Key]; v.kind == kString || v.kind == kNumber {
+			d.rec.ID, _ = scalarText(v)
+		}
+	}
+	d.rec.Values = make([]any, len(cols))
+	for i, c := range cols {
+		var v value
+		if prio[i] >= 0 {
+			v = found[i]
+		}
+		out, err := convert(c.Type, v, prio[i] >= 0)
+		if err != nil {
+			return d, &fieldError{field: c.Fields[max(prio[i], 0)], err: err}
+		}
+		d.rec.Values[i] = out
+	}
+	return d, nil
+}
+
+func isEmpty(v value) bool {
+	return v.kind == kNull || (v.kind == kString && len(v.raw) == 2)
+}
+
+// scalarText returns a scalar's text: a string unquoted, a number or boolean
+// as written, null as "".
+func scalarText(v value) (string, error) {
+	switch v.kind {
+	case kString:
+		return unquote(v.raw)
+	case kNumber, kBool:
+		return string(v.raw), nil
+	case kNull:
+		return "", nil
+	}
+	return "", fmt.Errorf("expected a scalar, got %s", v.kind)
+}
+
+var epoch = time.Unix(0, 0).UTC()
+
+// convert turns a scanned value into the Go value for a column type. present
+// is false for a field the record does not carry.
+func convert(t syncer.Type, v value, present bool) (any, error) {
+	switch t {
+	case syncer.String:
+		if !present {
+			return "", nil
+		}
+		return scalarText(v)
+	case syncer.Decimal:
+		if !present {
+			return decimal.Decimal{}, nil
+		}
+		s, err := scalarText(v)
+		if err != nil {
+			return nil, err
+		}
+		return ParseMoney(s)
+	case syncer.DateTime:
+		if !present {
+			return epoch, nil
+		}
+		s, err := scalarText(v)
+		if err != nil {
+			return nil, err
+		}
+		return ParseTime(s)
+	case syncer.Bool:
+		if !present {
+			return uint8(0), nil
+		}
+		s, err := scalarText(v)
+		if err != nil {
+			return nil, err
+		}
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "1", "yes":
+			return uint8(1), nil
+		case "false", "0", "no", "":
+			return uint8(0), nil
+		}
+		return nil, fmt.Errorf("not a boolean: %q", s)
+	case syncer.Int:
+		if !present {
+			return int64(0), nil
+		}
+		s, err := scalarText(v)
+		if err != nil {
+			return nil, err
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return int64(0), nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("not an integer: %q", s)
+		}
+		return n, nil
+	case syncer.Strings:
+		out := []string{}
+		if !present {
+			return out, nil
+		}
+		switch v.kind {
+		case kArray:
+			err := elements(v.raw, func(e value) error {
+				s, err := scalarText(e)
+				if err != nil {
+					return fmt.Errorf("array element: %w", err)
+				}
+				out = append(out, s)
+				return nil
+			})
+			return out, err
+		case kNull:
+			return out, nil
+		case kObject:
+			return nil, errors.New("expected an array of strings, got an object")
+		}
+		s, err := scalarText(v)
+		if err != nil {
+			return nil, err
+		}
+		if s != "" {
+			out = append(out, s)
+		}
+		return out, nil
+	case syncer.JSON:
+		if !present {
+			return "[]", nil
+		}
+		switch v.kind {
+		case kObject:
+			return "[" + string(v.raw) + "]", nil // a single element sent as an object
+		case kNull:
+			return "[]", nil
+		case kString:
+			if len(v.raw) == 2 {
+				return "[]", nil
+			}
+		}
+		return string(v.raw), nil
+	}
+	return nil, fmt.Errorf("unknown column type %d", t)
+}
+
+// maxMoneyDigits is the integer digits Decimal(18, 8) holds.
+const (
+	moneyScale     = 8
+	maxMoneyDigits = 18 - moneyScale
+)
+
+// ParseMoney parses a decimal amount exactly ("6.30", "-3.15", "1e2"); "" is
+// zero. It refuses values Decimal(18, 8) cannot hold without rounding.
+func ParseMoney(s string) (decimal.Decimal, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return decimal.Decimal{}, nil
+	}
+	if !validNumber(s) {
+		return decimal.Decimal{}, fmt.Errorf("not a decimal amount: %q", s)
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return decimal.Decimal{}, fmt.Errorf("not a decimal amount: %q", s)
+	}
+	if !d.Equal(d.Truncate(moneyScale)) {
+		return decimal.Decimal{}, fmt.Errorf("amount %q has more than %d decimal places", s, moneyScale)
+	}
+	if d.Abs().GreaterThanOrEqual(decimal.New(1, maxMoneyDigits)) {
+		return decimal.Decimal{}, fmt.Errorf("amount %q is too large", s)
+	}
+	return d, nil
+}
+
+// validNumber accepts a plain decimal: an optional sign, digits with at most
+// one point, and an optional exponent ("6.30", "-3.15", "007.5", "1e2"). It
+// refuses NaN, Inf, hex, spaces and empty parts.
+func validNumber(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	intDigits, fracDigits := 0, 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+		intDigits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			fracDigits++
+		}
+		if fracDigits == 0 {
+			return false
+		}
+	}
+	if intDigits+fracDigits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		expDigits := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			expDigits++
+		}
+		if expDigits == 0 || expDigits > 3 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// ParseTime parses an impact.com datetime (ISO 8601 with a numeric offset or
+// Z, optional fractional seconds) into UTC, truncated to the second; "" is
+// the Unix epoch, ClickHouse's empty DateTime. A datetime without an offset is
+// refused: guessing its zone would shift it silently.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return epoch, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		// offsets written without a colon: 2026-03-30T21:19:47-0700
+		t2, err2 := time.Parse("2006-01-02T15:04:05.999999999Z0700", s)
+		if err2 != nil {
+			return time.Time{}, fmt.Errorf("not an ISO 8601 datetime with an offset: %q", s)
+		}
+		t = t2
+	}
+	t = t.UTC().Truncate(time.Second)
+	if t.Before(epoch) || t.Year() > 2105 {
+		return time.Time{}, fmt.Errorf("datetime %q is outside the range ClickHouse DateTime stores (1970–2105)", s)
+	}
+	return t, nil
+}
