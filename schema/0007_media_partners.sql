@@ -1,0 +1,48 @@
+-- Generated once from internal/syncer.Tables["media_partners"]; edit by adding a migration.
+-- Catalog entity: refreshed whole each run; is_present = 0 marks records the API stopped returning.
+CREATE TABLE IF NOT EXISTS media_partners
+(
+    account_id String,
+    id String,
+    name String,
+    description String,
+    website String,
+    state String,
+    address_country String,
+    address_address1 String,
+    address_address2 String,
+    address_city String,
+    address_state String,
+    address_postal_code String,
+    phone_country String,
+    phone_number String,
+    currency String,
+    timezone String,
+    indirect_tax_country String,
+    indirect_tax_number String,
+    partner_type String,
+    promotional_methods String,
+    promotional_countries Array(String),
+    promotional_categories Array(String),
+    properties String,
+    programs String,
+    contacts String,
+    linked_accounts String,
+    partner_values_value1 String,
+    partner_values_value2 String,
+    partner_values_value3 String,
+    account_manager String,
+    created_by String,
+    last_updated_by String,
+    date_created DateTime('UTC'),
+    date_last_updated DateTime('UTC'),
+    uri String,
+    raw String,
+    version UInt64,
+    synced_at DateTime('UTC'),
+    first_seen_at DateTime('UTC'),
+    last_seen_at DateTime('UTC'),
+    is_present UInt8
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (account_id, id)
