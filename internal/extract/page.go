@@ -10,7 +10,7 @@ import (
 // page is one list response: the string-typed "@" envelope and the spans of
 // its records.
 type page struct {
-	num, numPages, total int
+	num, numPages, total  int
 	hasNumPages, hasTotal bool
 	next                  string
 	records               []value
