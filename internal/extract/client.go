@@ -220,7 +220,7 @@ func (c *Client) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.R
 			if q.Filter == "" {
 				q.Filter = syncer.ByUpdated
 			}
-			for _, w := range Chunks(q.Window, c.opt.MaxWindow) {
+			for _, w := range syncer.ChunkWindows(q.Window.Start, q.Window.End, c.opt.MaxWindow) {
 				sub := q
 				sub.Window = w
 				if !c.window(ctx, sub, yield) {
@@ -231,22 +231,6 @@ func (c *Client) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.R
 			c.paginate(ctx, q, c.firstURL(q), yield)
 		}
 	}
-}
-
-// Chunks cuts w into consecutive windows of at most max, oldest first. The
-// windows do not overlap: each starts one second after the previous ends
-// (the API has second precision and inclusive bounds).
-func Chunks(w syncer.Window, max time.Duration) []syncer.Window {
-	var out []syncer.Window
-	for start := w.Start; !start.After(w.End); {
-		end := start.Add(max)
-		if end.After(w.End) {
-			end = w.End
-		}
-		out = append(out, syncer.Window{Start: start, End: end})
-		start = end.Add(time.Second)
-	}
-	return out
 }
 
 // window reads one window, bisecting it while the API answers that it holds

@@ -1,0 +1,376 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// scan is one date-filtered sweep of Actions or ActionUpdates for one
+// campaign scope: read [From, To] in windows, oldest first, and advance the
+// watermark Key to each window's end once its rows are in ClickHouse.
+type scan struct {
+	Key      WatermarkKey
+	Filter   DateFilter
+	From, To time.Time
+	// Until, when set, is stored under UntilKey on the scan's first run: the
+	// scan is complete once its watermark reaches it (the first sync's event
+	// sweep).
+	UntilKey *WatermarkKey
+}
+
+// activity syncs Actions or ActionUpdates of every campaign scope.
+func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64, error) {
+	scopes, err := p.campaignScopes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := p.src.ServerNow(); !ok {
+		// Window ends follow impact.com's clock (its Date header); one cheap
+		// request learns it.
+		for _, err := range p.src.Records(ctx, Query{Entity: CompanyInformation}) {
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	now := p.serverNow()
+	if local := time.Now(); now.Sub(local).Abs() > time.Minute {
+		log.Warn("impact.com's clock differs from this machine's; windows follow impact.com's",
+			zap.Duration("skew", now.Sub(local).Round(time.Second)), zap.Time("api_now", now))
+	}
+	ld := newLoader(ctx, p.s, p.acct.ID, e)
+	var decodeErrs []error
+	for _, campaign := range scopes {
+		scans, err := p.plan(ctx, e, campaign, now)
+		if err != nil {
+			ld.close()
+			return ld.rows, err
+		}
+		for _, sc := range scans {
+			errs, err := p.runScan(ctx, e, campaign, sc, ld, log)
+			decodeErrs = append(decodeErrs, errs...)
+			if err != nil {
+				werr := ld.close()
+				return ld.rows, errors.Join(err, werr)
+			}
+			if err := ld.failed(); err != nil {
+				ld.close()
+				return ld.rows, err
+			}
+		}
+	}
+	if err := ld.close(); err != nil {
+		return ld.rows, err
+	}
+	if len(decodeErrs) > 0 {
+		return ld.rows, joinDecodeErrors(decodeErrs)
+	}
+	return ld.rows, nil
+}
+
+// plan lists the scans one campaign scope needs now.
+func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Time) ([]scan, error) {
+	o := p.s.Options
+	reach := now.Add(-o.Reach)
+	key := func(name string) WatermarkKey {
+		return WatermarkKey{AccountID: p.acct.ID, Entity: e, CampaignID: campaign, Scan: name}
+	}
+	wm := func(name string) (time.Time, bool, error) { return p.s.State.Watermark(ctx, key(name)) }
+	clamp := func(t time.Time) time.Time {
+		if t.Before(reach) {
+			return reach
+		}
+		return t
+	}
+
+	if p.req.Kind == RunBackfill {
+		return p.planBackfill(ctx, e, campaign, now, reach, key)
+	}
+
+	var scans []scan
+	// incremental sweeps: from the watermark less the overlap (or the API's
+	// full reach on the first sync) to now
+	incremental := func(name string, f DateFilter) error {
+		t, ok, err := wm(name)
+		if err != nil {
+			return err
+		}
+		from := reach
+		if ok {
+			from = clamp(t.Add(-o.Overlap))
+		}
+		scans = append(scans, scan{Key: key(name), Filter: f, From: from, To: now})
+		return nil
+	}
+	if e == ActionUpdates {
+		return scans, incremental(ScanUpdated, ByUpdated)
+	}
+	_, haveUpdated, err := wm(ScanUpdated)
+	if err != nil {
+		return nil, err
+	}
+	// The first sync also sweeps EventDate over the whole reach: together
+	// with the last-updated and locking sweeps it reaches every action any of
+	// the API's three date filters can still return.
+	until, haveUntil, err := wm(ScanEvent + "_until")
+	if err != nil {
+		return nil, err
+	}
+	if !haveUntil && !haveUpdated {
+		until, haveUntil = now, true
+		uk := key(ScanEvent + "_until")
+		if err := p.s.State.SetWatermark(ctx, uk, until); err != nil {
+			return nil, err
+		}
+	}
+	if haveUntil {
+		ev, ok, err := wm(ScanEvent)
+		if err != nil {
+			return nil, err
+		}
+		from := reach
+		if ok {
+			from = clamp(ev.Add(time.Second))
+		}
+		if !ok || ev.Before(until) {
+			scans = append(scans, scan{Key: key(ScanEvent), Filter: ByEvent, From: from, To: until})
+		}
+	}
+	if err := incremental(ScanUpdated, ByUpdated); err != nil {
+		return nil, err
+	}
+	if err := incremental(ScanLocking, ByLocking); err != nil {
+		return nil, err
+	}
+	// ClearedDate fills in after approval without counting as an update:
+	// re-read recently locked actions now and then.
+	if haveUpdated {
+		last, ok, err := wm(ScanClearing)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || now.Sub(last) >= o.ClearingInterval {
+			scans = append(scans, scan{Key: key(ScanClearing), Filter: ByLocking,
+				From: clamp(now.Add(-o.ClearingLookback)), To: now})
+		}
+	}
+	return scans, nil
+}
+
+// planBackfill lists the scans of a backfill. Its progress is kept under
+// keys named after its arguments, so the same command resumes where it
+// stopped; it never touches the incremental watermarks.
+func (p *pass) planBackfill(ctx context.Context, e Entity, campaign string, now, reach time.Time, key func(string) WatermarkKey) ([]scan, error) {
+	from, to := p.req.From, p.req.To
+	fromName, toName := "reach", "now"
+	if !from.IsZero() {
+		fromName = from.UTC().Format(time.RFC3339)
+		if from.Before(reach) {
+			from = reach
+		}
+	} else {
+		from = reach
+	}
+	if !to.IsZero() {
+		toName = to.UTC().Format(time.RFC3339)
+		if to.After(now) {
+			to = now
+		}
+	} else {
+		to = now
+	}
+	filters := []DateFilter{ByEvent}
+	if e == ActionUpdates {
+		filters = []DateFilter{ByUpdated}
+	} else if p.req.From.IsZero() {
+		filters = []DateFilter{ByEvent, ByUpdated, ByLocking}
+	}
+	var scans []scan
+	for _, f := range filters {
+		k := key(fmt.Sprintf("backfill:%s:%s..%s", f, fromName, toName))
+		start := from
+		if t, ok, err := p.s.State.Watermark(ctx, k); err != nil {
+			return nil, err
+		} else if ok {
+			if !t.Before(to) {
+				continue // this part of the backfill is done
+			}
+			start = t.Add(time.Second)
+		}
+		if start.After(to) {
+			continue
+		}
+		scans = append(scans, scan{Key: k, Filter: f, From: start, To: to})
+	}
+	return scans, nil
+}
+
+// ChunkWindows cuts [from, to] into consecutive windows of at most max,
+// oldest first, each starting one second after the previous ends.
+func ChunkWindows(from, to time.Time, max time.Duration) []Window {
+	var out []Window
+	for start := from; !start.After(to); {
+		end := start.Add(max)
+		if end.After(to) {
+			end = to
+		}
+		out = append(out, Window{Start: start, End: end})
+		start = end.Add(time.Second)
+	}
+	return out
+}
+
+// MaxWindow is the longest date window the sync asks for: the API allows 45
+// days; 44 keeps every window safely inside the inclusive limit.
+const MaxWindow = 44 * 24 * time.Hour
+
+// runScan reads one scan window by window. It returns the decode errors met
+// (their window's watermark and every later one stay put) and a fatal error.
+func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, ld *loader, log *zap.Logger) ([]error, error) {
+	var decodeErrs []error
+	commit := true
+	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
+		q := Query{Entity: e, CampaignID: campaign, Filter: sc.Filter, Window: w}
+		bad := 0
+		for r, err := range p.src.Records(ctx, q) {
+			var de *DecodeError
+			if errors.As(err, &de) {
+				bad++
+				decodeErrs = append(decodeErrs, err)
+				continue
+			}
+			if err != nil {
+				return decodeErrs, fmt.Errorf("%s: %w", q, err)
+			}
+			ld.add(r)
+		}
+		if bad > 0 {
+			commit = false
+			log.Error("records could not be decoded; the watermark stays before this window",
+				zap.String("campaign_id", campaign), zap.String("scan", sc.Key.Scan), zap.Stringer("window", w), zap.Int("records", bad))
+		}
+		if commit {
+			ld.commit(sc.Key, w.End)
+		} else {
+			ld.flush()
+		}
+		if err := ld.failed(); err != nil {
+			return decodeErrs, err
+		}
+	}
+	return decodeErrs, nil
+}
+
+// loader overlaps loading with extraction: the pass fills batches while a
+// goroutine inserts the previous ones. Watermark commits travel through the
+// same queue, so a watermark is stored only after every row before it was
+// acknowledged by ClickHouse.
+type loader struct {
+	s         *Syncer
+	accountID string
+	entity    Entity
+	part      int // partition column index, or -1
+	batchSize int
+	buffers   map[int64][]Record // by partition month, so an insert writes few parts
+	pending   int
+	jobs      chan loadJob
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	err       error
+	rows      uint64
+}
+
+type loadJob struct {
+	recs []Record
+	key  *WatermarkKey
+	mark time.Time
+}
+
+func newLoader(ctx context.Context, s *Syncer, accountID string, e Entity) *loader {
+	ld := &loader{s: s, accountID: accountID, entity: e, part: Tables[e].Partition,
+		batchSize: s.Options.BatchSize, buffers: map[int64][]Record{}, jobs: make(chan loadJob, 1)}
+	ld.wg.Add(1)
+	go ld.run(ctx)
+	return ld
+}
+
+func (ld *loader) run(ctx context.Context) {
+	defer ld.wg.Done()
+	for j := range ld.jobs {
+		if ld.failed() != nil {
+			continue // drain: nothing after a failed insert may be committed
+		}
+		var err error
+		switch {
+		case j.recs != nil:
+			err = ld.s.Writer.Write(ctx, ld.accountID, ld.entity, j.recs)
+			if err == nil {
+				ld.mu.Lock()
+				ld.rows += uint64(len(j.recs))
+				ld.mu.Unlock()
+			}
+		case j.key != nil:
+			err = ld.s.State.SetWatermark(ctx, *j.key, j.mark)
+		}
+		if err != nil {
+			ld.mu.Lock()
+			ld.err = err
+			ld.mu.Unlock()
+		}
+	}
+}
+
+func (ld *loader) failed() error {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.err
+}
+
+func (ld *loader) add(r Record) {
+	var month int64
+	if ld.part >= 0 {
+		if t, ok := r.Values[ld.part].(time.Time); ok {
+			month = int64(t.Year())*12 + int64(t.Month())
+		}
+	}
+	buf := append(ld.buffers[month], r)
+	ld.buffers[month] = buf
+	ld.pending++
+	if len(buf) >= ld.batchSize {
+		ld.jobs <- loadJob{recs: buf}
+		ld.pending -= len(buf)
+		delete(ld.buffers, month)
+	} else if ld.pending >= 4*ld.batchSize {
+		ld.flush() // many small months: bound the memory held
+	}
+}
+
+// flush queues every buffered row.
+func (ld *loader) flush() {
+	for m, buf := range ld.buffers {
+		if len(buf) > 0 {
+			ld.jobs <- loadJob{recs: buf}
+		}
+		delete(ld.buffers, m)
+	}
+	ld.pending = 0
+}
+
+// commit queues the buffered rows, then the watermark.
+func (ld *loader) commit(k WatermarkKey, t time.Time) {
+	ld.flush()
+	ld.jobs <- loadJob{key: &k, mark: t}
+}
+
+// close flushes, waits for the queue to drain and returns the first error.
+func (ld *loader) close() error {
+	ld.flush()
+	close(ld.jobs)
+	ld.wg.Wait()
+	return ld.failed()
+}

@@ -1,0 +1,395 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Source reads one account from impact.com (extract.Client implements it).
+// Records yields *DecodeError for a record it cannot decode and goes on with
+// the rest; any other error ends the sequence.
+type Source interface {
+	Records(ctx context.Context, q Query) iter.Seq2[Record, error]
+	// ServerNow is impact.com's clock, from the latest response's Date
+	// header; ok is false when no response carried one yet.
+	ServerNow() (t time.Time, ok bool)
+}
+
+// CatalogWriter refreshes a whole catalog entity of an account: records
+// present get last_seen_at = seenAt, records no longer returned are kept and
+// marked as no longer present.
+type CatalogWriter interface {
+	ReplaceCatalog(ctx context.Context, accountID string, e Entity, recs []Record, seenAt time.Time) error
+}
+
+// Locker gives one run at a time per account, across processes.
+// Lock returns a *LockHeldError when someone else holds the account.
+type Locker interface {
+	Lock(ctx context.Context, accountID, holder string) (unlock func(), err error)
+}
+
+// LockHeldError says who holds an account.
+type LockHeldError struct {
+	AccountID, Holder string
+	Since, Expires    time.Time
+}
+
+func (e *LockHeldError) Error() string {
+	return fmt.Sprintf("account %s is busy: %s has been syncing it since %s (lease expires %s)",
+		e.AccountID, e.Holder, e.Since.UTC().Format(time.RFC3339), e.Expires.UTC().Format(time.RFC3339))
+}
+
+// Options tune the sync strategy. Zero values take the defaults.
+type Options struct {
+	// Overlap is how far each incremental scan reaches back before its
+	// watermark, for changes the API shows late (default 24h).
+	Overlap time.Duration
+	// Reach is how far back the API serves Actions: 3×365 days, less a small
+	// margin so a window's start is still inside the limit when it arrives.
+	Reach time.Duration
+	// ClearingLookback and ClearingInterval drive the re-scan that picks up
+	// ClearedDate on recently locked actions (defaults 90 days, every 6h).
+	ClearingLookback time.Duration
+	ClearingInterval time.Duration
+	// BatchSize is the rows per insert (default 10000).
+	BatchSize int
+}
+
+func (o *Options) defaults() {
+	if o.Overlap == 0 {
+		o.Overlap = 24 * time.Hour
+	}
+	if o.Reach == 0 {
+		o.Reach = MaxReach
+	}
+	if o.ClearingLookback == 0 {
+		o.ClearingLookback = 90 * 24 * time.Hour
+	}
+	if o.ClearingInterval == 0 {
+		o.ClearingInterval = 6 * time.Hour
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 10000
+	}
+}
+
+// MaxReach is how far back the Actions date filters reach: 3×365 days less
+// five minutes, so that a window's start is still inside the limit by the
+// time the request arrives.
+const MaxReach = 3*365*24*time.Hour - 5*time.Minute
+
+// Syncer runs sync passes. Its collaborators are interfaces so the pass can
+// be tested with any store; cmd/syncer wires ClickHouse and impact.com.
+type Syncer struct {
+	Accounts AccountStore
+	Writer   Writer
+	Catalog  CatalogWriter
+	State    StateStore
+	Runs     RunStore
+	Locker   Locker
+	// Source opens an authenticated client for the account.
+	Source  func(ctx context.Context, a Account) (Source, error)
+	Logger  *zap.Logger
+	Options Options
+	// Holder names this process in leases ("worker@host", "cli@host pid 12").
+	Holder string
+	// NewRunID returns a unique id for a run.
+	NewRunID func() string
+}
+
+// Scans of the Actions strategy; they are watermark names in sync_state.
+const (
+	ScanUpdated  = "updated"  // StartDate/EndDate: creation, modification, reversal
+	ScanLocking  = "locking"  // LockingDateStart/End: approvals at the locking date
+	ScanEvent    = "event"    // ActionDateStart/End: first sync only
+	ScanClearing = "clearing" // LockingDate re-scan of the recent past: ClearedDate
+)
+
+// Request is one pass over one account.
+type Request struct {
+	Entities []Entity
+	Kind     RunKind
+	// Backfill only: the range; From zero means the full reach of the API
+	// through all three date filters.
+	From, To time.Time
+}
+
+// AccountResult is the outcome of one pass over one account.
+type AccountResult struct {
+	Account Account
+	Runs    []Run
+	Err     error // the pass as a whole failed (lock held, dead credential, ...)
+}
+
+// Failed reports whether anything in the pass failed.
+func (r AccountResult) Failed() bool {
+	if r.Err != nil {
+		return true
+	}
+	for _, run := range r.Runs {
+		if run.Status != RunSucceeded && run.Status != RunSkipped {
+			return true
+		}
+	}
+	return false
+}
+
+// pass is the state of one account pass.
+type pass struct {
+	s       *Syncer
+	acct    Account
+	src     Source
+	log     *zap.Logger
+	now     time.Time // impact.com's time when the pass started
+	req     Request
+	missing map[string]bool // permissions found missing in this pass
+	granted map[string]bool // permissions that worked in this pass
+	dead    error           // the credential died during the pass
+
+	campaigns []string // campaign ids, fetched once per pass
+	haveCamps bool
+}
+
+// SyncAccount runs one pass over an account: every requested entity, in
+// order. One entity's failure does not stop the others, except a dead
+// credential, which stops the pass and flags the account for reconnection.
+func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) AccountResult {
+	s.Options.defaults()
+	log := s.Logger.With(zap.String("account_id", a.ID))
+	res := AccountResult{Account: a}
+	if s.Locker != nil {
+		unlock, err := s.Locker.Lock(ctx, a.ID, s.Holder)
+		if err != nil {
+			res.Err = err
+			return res
+		}
+		defer unlock()
+	}
+	src, err := s.Source(ctx, a)
+	if err != nil {
+		res.Err = fmt.Errorf("account %s: opening credentials: %w", a.ID, err)
+		if IsCredentialDead(err) {
+			s.flagReconnect(ctx, a, err, log)
+		}
+		return res
+	}
+	p := &pass{s: s, acct: a, src: src, log: log, req: req, missing: map[string]bool{}, granted: map[string]bool{}}
+	if req.Kind == "" {
+		p.req.Kind = RunIncremental
+	}
+	for _, e := range req.Entities {
+		if !e.AvailableTo(a.Persona) {
+			continue
+		}
+		if p.dead != nil {
+			break
+		}
+		run := p.runEntity(ctx, e)
+		res.Runs = append(res.Runs, run)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if p.dead != nil {
+		res.Err = p.dead
+		s.flagReconnect(ctx, a, p.dead, log)
+	} else if ctx.Err() == nil {
+		p.savePermissions(ctx)
+	}
+	return res
+}
+
+func (s *Syncer) flagReconnect(ctx context.Context, a Account, cause error, log *zap.Logger) {
+	reason := ReconnectReason(a, cause)
+	log.Warn("credential rejected; account flagged for reconnection", zap.String("reason", reason))
+	if err := s.Accounts.SetStatus(context.WithoutCancel(ctx), a.ID, StatusNeedsReconnect, reason, a.MissingPermissions); err != nil {
+		log.Error("could not flag the account for reconnection", zap.Error(err))
+	}
+}
+
+// ReconnectReason explains in plain words why an account needs reconnecting
+// and what to do.
+func ReconnectReason(a Account, cause error) string {
+	if a.AuthKind == AuthOAuth {
+		return fmt.Sprintf("impact.com no longer accepts this connection (%v); re-authorize with: syncer connect --account %s", cause, a.ID)
+	}
+	return fmt.Sprintf("impact.com rejected the Auth Token (401: reset, disabled or deleted); store a new one with: syncer accounts set-token %s --token-stdin", a.ID)
+}
+
+// savePermissions records which permissions the token lacks: those that
+// answered 403 in this pass, plus those previously missing for entities this
+// pass did not try.
+func (p *pass) savePermissions(ctx context.Context) {
+	set := map[string]bool{}
+	for _, m := range p.acct.MissingPermissions {
+		if !p.granted[m] {
+			set[m] = true
+		}
+	}
+	for m := range p.missing {
+		set[m] = true
+	}
+	var missing []string
+	for m := range set {
+		missing = append(missing, m)
+	}
+	sort.Strings(missing)
+	if slices.Equal(missing, p.acct.MissingPermissions) {
+		return
+	}
+	reason := p.acct.StatusReason
+	if len(missing) > 0 {
+		reason = "the API token lacks: " + strings.Join(missing, "; ")
+	} else if strings.HasPrefix(reason, "the API token lacks") {
+		reason = ""
+	}
+	if err := p.s.Accounts.SetStatus(ctx, p.acct.ID, StatusActive, reason, missing); err != nil {
+		p.log.Error("could not record missing permissions", zap.Error(err))
+	}
+}
+
+// runEntity runs one entity and records it in sync_runs.
+func (p *pass) runEntity(ctx context.Context, e Entity) Run {
+	tally := &Tally{}
+	ctx = WithTally(ctx, tally)
+	run := Run{ID: p.s.NewRunID(), AccountID: p.acct.ID, Entity: e, Kind: p.req.Kind,
+		StartedAt: time.Now().UTC(), Status: RunRunning}
+	log := p.log.With(zap.String("entity", string(e)), zap.String("run_id", run.ID), zap.String("kind", string(run.Kind)))
+	if err := p.s.Runs.RecordRun(ctx, run); err != nil {
+		log.Error("could not record the run start", zap.Error(err))
+	}
+	log.Info("run started")
+	var rows uint64
+	var err error
+	if e == Actions || e == ActionUpdates {
+		rows, err = p.activity(ctx, e, log)
+	} else {
+		rows, err = p.catalog(ctx, e)
+	}
+	run.FinishedAt = time.Now().UTC()
+	run.Rows = rows
+	run.Requests = tally.Requests.Load()
+	run.RateLimitWaits = tally.RateLimitWaits.Load()
+	run.Windows = tally.Windows.Load()
+	var forbidden *ForbiddenError
+	switch {
+	case err == nil:
+		run.Status = RunSucceeded
+		p.granted[e.Permission()] = true
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		run.Status = RunInterrupted
+		run.Error = "interrupted: " + err.Error()
+	case errors.As(err, &forbidden):
+		run.Status = RunFailed
+		run.Error = err.Error()
+		p.missing[forbidden.Permission] = true
+	default:
+		run.Status = RunFailed
+		run.Error = err.Error()
+		if IsCredentialDead(err) {
+			p.dead = err
+		}
+	}
+	if err := p.s.Runs.RecordRun(context.WithoutCancel(ctx), run); err != nil {
+		log.Error("could not record the run end", zap.Error(err))
+	}
+	fields := []zap.Field{zap.String("outcome", string(run.Status)), zap.Uint64("rows", run.Rows),
+		zap.Uint64("requests", run.Requests), zap.Uint64("rate_limit_waits", run.RateLimitWaits),
+		zap.Uint64("windows", run.Windows), zap.Duration("duration", run.FinishedAt.Sub(run.StartedAt))}
+	switch run.Status {
+	case RunSucceeded:
+		log.Info("run finished", fields...)
+	case RunInterrupted:
+		log.Warn("run interrupted", append(fields, zap.String("error", run.Error))...)
+	default:
+		log.Error("run failed", append(fields, zap.String("error", run.Error))...)
+	}
+	return run
+}
+
+// serverNow is impact.com's time, or the local clock before any response.
+func (p *pass) serverNow() time.Time {
+	t, _ := p.src.ServerNow()
+	return t.UTC().Truncate(time.Second)
+}
+
+// catalog refreshes a small entity whole.
+func (p *pass) catalog(ctx context.Context, e Entity) (uint64, error) {
+	var recs []Record
+	var decodeErrs []error
+	for r, err := range p.src.Records(ctx, Query{Entity: e}) {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			decodeErrs = append(decodeErrs, err)
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, r)
+	}
+	if len(decodeErrs) > 0 {
+		// Refreshing with records missing would mark them as gone.
+		return 0, joinDecodeErrors(decodeErrs)
+	}
+	if err := p.s.Catalog.ReplaceCatalog(ctx, p.acct.ID, e, recs, p.serverNow()); err != nil {
+		return 0, err
+	}
+	if e == Campaigns {
+		p.campaigns = p.campaigns[:0]
+		for _, r := range recs {
+			p.campaigns = append(p.campaigns, r.ID)
+		}
+		p.haveCamps = true
+	}
+	return uint64(len(recs)), nil
+}
+
+func joinDecodeErrors(errs []error) error {
+	const show = 5
+	msgs := make([]string, 0, show)
+	for i, e := range errs {
+		if i == show {
+			break
+		}
+		msgs = append(msgs, e.Error())
+	}
+	more := ""
+	if len(errs) > show {
+		more = fmt.Sprintf(" (and %d more)", len(errs)-show)
+	}
+	return fmt.Errorf("%d records could not be decoded: %s%s", len(errs), strings.Join(msgs, "; "), more)
+}
+
+// campaignScopes are the campaign ids Actions are read per: every campaign
+// for a brand (the API requires CampaignId), one account-wide scope for a
+// partner.
+func (p *pass) campaignScopes(ctx context.Context) ([]string, error) {
+	if p.acct.Persona == Partner {
+		return []string{""}, nil
+	}
+	if !p.haveCamps {
+		p.campaigns = p.campaigns[:0]
+		for r, err := range p.src.Records(ctx, Query{Entity: Campaigns}) {
+			if err != nil {
+				var de *DecodeError
+				if errors.As(err, &de) && de.RecordID != "" {
+					p.campaigns = append(p.campaigns, de.RecordID)
+					continue
+				}
+				return nil, fmt.Errorf("listing campaigns for the Actions fan-out: %w", err)
+			}
+			p.campaigns = append(p.campaigns, r.ID)
+		}
+		p.haveCamps = true
+	}
+	return p.campaigns, nil
+}
