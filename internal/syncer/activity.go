@@ -43,16 +43,28 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 		log.Warn("impact.com's clock differs from this machine's; windows follow impact.com's",
 			zap.Duration("skew", now.Sub(local).Round(time.Second)), zap.Time("api_now", now))
 	}
-	ld := newLoader(ctx, p.s, p.acct.ID, e)
-	var decodeErrs []error
+	type scoped struct {
+		campaign string
+		scans    []scan
+	}
+	var plans []scoped
+	total := 0
 	for _, campaign := range scopes {
 		scans, err := p.plan(ctx, e, campaign, now)
 		if err != nil {
-			ld.close()
-			return ld.rows, err
+			return 0, err
 		}
 		for _, sc := range scans {
-			errs, err := p.runScan(ctx, e, campaign, sc, ld, log)
+			total += len(ChunkWindows(sc.From, sc.To, MaxWindow))
+		}
+		plans = append(plans, scoped{campaign, scans})
+	}
+	prog := &progress{s: p.s, accountID: p.acct.ID, entity: e, total: total, started: time.Now(), tally: TallyFrom(ctx)}
+	ld := newLoader(ctx, p.s, p.acct.ID, e)
+	var decodeErrs []error
+	for _, pl := range plans {
+		for _, sc := range pl.scans {
+			errs, err := p.runScan(ctx, e, pl.campaign, sc, ld, prog, log)
 			decodeErrs = append(decodeErrs, errs...)
 			if err != nil {
 				werr := ld.close()
@@ -67,10 +79,56 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	if err := ld.close(); err != nil {
 		return ld.rows, err
 	}
+	prog.rows = ld.rows
+	prog.report("")
 	if len(decodeErrs) > 0 {
 		return ld.rows, joinDecodeErrors(decodeErrs)
 	}
 	return ld.rows, nil
+}
+
+// Progress is reported after every window of an Actions or ActionUpdates
+// run (backfill progress bars, logs).
+type Progress struct {
+	AccountID      string
+	Entity         Entity
+	Campaign       string
+	Window         Window
+	WindowsDone    int
+	WindowsTotal   int
+	Rows           uint64 // rows read so far
+	Requests       uint64
+	RateLimitWaits uint64
+	Elapsed        time.Duration
+}
+
+// ETA estimates the time left from the pace so far.
+func (p Progress) ETA() time.Duration {
+	if p.WindowsDone == 0 || p.WindowsDone >= p.WindowsTotal {
+		return 0
+	}
+	return time.Duration(float64(p.Elapsed) / float64(p.WindowsDone) * float64(p.WindowsTotal-p.WindowsDone))
+}
+
+type progress struct {
+	s         *Syncer
+	accountID string
+	entity    Entity
+	total     int
+	done      int
+	rows      uint64
+	started   time.Time
+	tally     *Tally
+	window    Window
+}
+
+func (pr *progress) report(campaign string) {
+	if pr.s.Progress == nil {
+		return
+	}
+	pr.s.Progress(Progress{AccountID: pr.accountID, Entity: pr.entity, Campaign: campaign, Window: pr.window,
+		WindowsDone: pr.done, WindowsTotal: pr.total, Rows: pr.rows, Requests: pr.tally.Requests.Load(),
+		RateLimitWaits: pr.tally.RateLimitWaits.Load(), Elapsed: time.Since(pr.started)})
 }
 
 // plan lists the scans one campaign scope needs now.
@@ -231,7 +289,7 @@ const MaxWindow = 44 * 24 * time.Hour
 
 // runScan reads one scan window by window. It returns the decode errors met
 // (their window's watermark and every later one stay put) and a fatal error.
-func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, ld *loader, log *zap.Logger) ([]error, error) {
+func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, ld *loader, prog *progress, log *zap.Logger) ([]error, error) {
 	var decodeErrs []error
 	commit := true
 	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
@@ -248,6 +306,7 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, 
 				return decodeErrs, fmt.Errorf("%s: %w", q, err)
 			}
 			ld.add(r)
+			prog.rows++
 		}
 		if bad > 0 {
 			commit = false
@@ -262,6 +321,9 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, 
 		if err := ld.failed(); err != nil {
 			return decodeErrs, err
 		}
+		prog.done++
+		prog.window = w
+		prog.report(campaign)
 	}
 	return decodeErrs, nil
 }

@@ -103,6 +103,8 @@ type Syncer struct {
 	Holder string
 	// NewRunID returns a unique id for a run.
 	NewRunID func() string
+	// Progress, when set, is called after every Actions/ActionUpdates window.
+	Progress func(Progress)
 }
 
 // Scans of the Actions strategy; they are watermark names in sync_state.

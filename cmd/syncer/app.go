@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/impact-syncer/impact-syncer/internal/auth"
+	"github.com/impact-syncer/impact-syncer/internal/extract"
+	"github.com/impact-syncer/impact-syncer/internal/load"
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+// app holds what every command that touches ClickHouse needs.
+type app struct {
+	cfg      Config
+	log      *zap.Logger
+	db       *load.DB
+	accounts *load.AccountStore
+	runs     *load.RunStore
+	state    *load.StateStore
+	leases   *load.LeaseStore
+	keyring  *auth.Keyring   // nil when SYNCER_ENCRYPTION_KEY is unset
+	oauth    oauthTransports // nil when OAuth is not configured
+	metrics  *metrics        // nil outside the worker
+	// transport is the base HTTP transport for impact.com (tests swap it).
+	transport http.RoundTripper
+}
+
+func newLogger(level string, w io.Writer) *zap.Logger {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		lvl = zapcore.InfoLevel
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core)
+}
+
+// openApp loads the configuration and connects to ClickHouse. It does not
+// migrate; commands that need the schema call requireSchema.
+func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(cfg.LogLevel, stderr)
+	db, err := load.Open(ctx, load.Options{
+		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
+		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.ClickHouseAddr, err)
+	}
+	a := &app{cfg: cfg, log: log, db: db, transport: http.DefaultTransport,
+		accounts: load.NewAccountStore(db), runs: load.NewRunStore(db),
+		state: load.NewStateStore(db), leases: load.NewLeaseStore(db, nil)}
+	if cfg.EncryptionKey != "" {
+		var older []string
+		if cfg.EncryptionOldKeys != "" {
+			older = strings.Split(cfg.EncryptionOldKeys.Reveal(), ",")
+		}
+		if a.keyring, err = auth.ParseKeyring(cfg.EncryptionKey.Reveal(), older); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	if cfg.OAuthClientID != "" {
+		if a.oauth, err = newOAuth(a); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	a.db.Close()
+	_ = a.log.Sync()
+}
+
+// requireSchema refuses to work on a database that is not migrated.
+func (a *app) requireSchema(ctx context.Context) error {
+	ok, err := a.db.SchemaCurrent(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the schema: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("database %q is not migrated to this version: run 'syncer migrate' first", a.cfg.ClickHouseDatabase)
+	}
+	return nil
+}
+
+func (a *app) requireKeyring() error {
+	if a.keyring == nil {
+		return errors.New("SYNCER_ENCRYPTION_KEY is not set: it is needed to store or read account secrets (generate one with: openssl rand -base64 32)")
+	}
+	return nil
+}
+
+// oauthTransports authenticates an OAuth account's requests with a bearer
+// token it refreshes (and rotates) as needed.
+type oauthTransports interface {
+	Transport(accountID string, base http.RoundTripper) http.RoundTripper
+}
+
+// client builds an impact.com client for an account, authenticated by rt.
+func (a *app) client(acct syncer.Account, rt http.RoundTripper) (*extract.Client, error) {
+	o := extract.Options{
+		BaseURL: a.cfg.ImpactAPIURL, AccountID: acct.ID, Persona: acct.Persona, SID: acct.SID,
+		Transport: rt, Logger: a.log, Timeout: a.cfg.RequestTimeout,
+		PageSize: map[syncer.Entity]int{syncer.Actions: a.cfg.PageSizeActions, syncer.ActionUpdates: a.cfg.PageSizeActions},
+	}
+	switch acct.Persona {
+	case syncer.Brand:
+		o.IRVersion = a.cfg.IRVersionBrand
+	case syncer.Partner:
+		o.IRVersion = a.cfg.IRVersionPartner
+	}
+	if m := a.metrics; m != nil {
+		o.OnResponse = func(e syncer.Entity, status int) { m.response(acct, e, status) }
+		o.OnUnknownField = func(e syncer.Entity, field string) { m.unknownField(e, field) }
+	}
+	return extract.NewClient(o)
+}
+
+// source opens an account's credentials and returns its API client.
+func (a *app) source(ctx context.Context, acct syncer.Account) (syncer.Source, error) {
+	switch acct.AuthKind {
+	case syncer.AuthOAuth:
+		if a.oauth == nil {
+			return nil, errors.New("account uses OAuth but IMPACT_OAUTH_CLIENT_ID is not configured")
+		}
+		return a.client(acct, a.oauth.Transport(acct.ID, a.transport))
+	default:
+		if err := a.requireKeyring(); err != nil {
+			return nil, err
+		}
+		sealed, err := a.accounts.Secret(ctx, acct.ID)
+		if err != nil {
+			return nil, err
+		}
+		token, err := a.keyring.Open(acct.ID, sealed)
+		if err != nil {
+			return nil, fmt.Errorf("opening the stored Auth Token: %w", err)
+		}
+		if token == "" {
+			return nil, fmt.Errorf("%w: no Auth Token stored", syncer.ErrNeedsReconnect)
+		}
+		return a.client(acct, &auth.BasicTransport{SID: acct.SID, Token: token, Base: a.transport})
+	}
+}
+
+// syncer builds the sync service on ClickHouse and impact.com.
+func (a *app) syncer(holder string) *syncer.Syncer {
+	w := load.NewWriter(a.db)
+	return &syncer.Syncer{
+		Accounts: a.accounts, Writer: w, Catalog: load.NewCatalogWriter(a.db), State: a.state, Runs: a.runs,
+		Locker: leaseLocker{leases: a.leases, log: a.log},
+		Source: a.source, Logger: a.log, Holder: holder, NewRunID: newRunID,
+		Options: syncer.Options{
+			Overlap: a.cfg.Overlap, ClearingLookback: a.cfg.ClearingLookback,
+			ClearingInterval: a.cfg.ClearingInterval, BatchSize: a.cfg.BatchSize,
+		},
+	}
+}
+
+func newRunID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// holderName names this process in leases.
+func holderName(role string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s on %s (pid %d)", role, host, os.Getpid())
+}
+
+// leaseLocker adapts the ClickHouse lease store to syncer.Locker, renewing
+// the lease while the run lasts.
+type leaseLocker struct {
+	leases *load.LeaseStore
+	log    *zap.Logger
+}
+
+const leaseTTL = 2 * time.Minute
+
+func (l leaseLocker) Lock(ctx context.Context, accountID, holder string) (func(), error) {
+	lease, err := l.leases.Acquire(ctx, accountID, holder, leaseTTL)
+	if err != nil {
+		var held *load.LeaseHeldError
+		if errors.As(err, &held) {
+			return nil, &syncer.LockHeldError{AccountID: held.AccountID, Holder: held.Holder, Since: held.Since, Expires: held.Expires}
+		}
+		return nil, err
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				renewed, err := l.leases.Renew(context.WithoutCancel(ctx), lease, leaseTTL)
+				if err != nil {
+					l.log.Error("could not renew the account lease", zap.String("account_id", accountID), zap.Error(err))
+					continue
+				}
+				lease = renewed
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		wg.Wait()
+		if err := l.leases.Release(context.WithoutCancel(ctx), lease); err != nil {
+			l.log.Warn("could not release the account lease", zap.String("account_id", accountID), zap.Error(err))
+		}
+	}, nil
+}
+
+// newFlags returns a flag set that prints its usage to stdout on --help.
+func newFlags(name, summary string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: syncer %s\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping --help to errHelp and bad flags to usage
+// errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usageError("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sync", "Runs one pass now over every active account (or the one named), then exits.\nExit status 1 if any entity of any account failed.", stdout)
+	account := fs.String("account", "", "sync only this account")
+	entities := fs.String("entities", "", "comma-separated entities (default all): "+strings.Join(entityNames(), ","))
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ents, err := syncer.ParseEntities(*entities)
+	if err != nil {
+		return usageError("sync: %v", err)
+	}
+	a, err := openApp(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.requireSchema(ctx); err != nil {
+		return err
+	}
+	accts, skipped, err := a.selectAccounts(ctx, *account)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
+	}
+	if len(accts) == 0 {
+		if len(skipped) > 0 {
+			return errors.New("no active account to sync")
+		}
+		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+		return nil
+	}
+	svc := a.syncer(holderName("syncer sync"))
+	results := syncAll(ctx, svc, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental}, a.cfg.Concurrency)
+	return report(stdout, results)
+}
+
+// selectAccounts returns the accounts to sync: the named one, or every active
+// one. Accounts that are not active are returned as skipped.
+func (a *app) selectAccounts(ctx context.Context, id string) (active, skipped []syncer.Account, err error) {
+	var all []syncer.Account
+	if id != "" {
+		acct, err := a.accounts.Account(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = []syncer.Account{acct}
+	} else if all, err = a.accounts.Accounts(ctx); err != nil {
+		return nil, nil, err
+	}
+	for _, acct := range all {
+		if acct.Active() {
+			active = append(active, acct)
+		} else {
+			skipped = append(skipped, acct)
+		}
+	}
+	return active, skipped, nil
+}
+
+// syncAll runs one pass per account, at most concurrency at a time. One
+// account's failure never stops another's.
+func syncAll(ctx context.Context, svc *syncer.Syncer, accts []syncer.Account, req syncer.Request, concurrency int) []syncer.AccountResult {
+	results := make([]syncer.AccountResult, len(accts))
+	sem := make(chan struct{}, max(concurrency, 1))
+	var wg sync.WaitGroup
+	for i, acct := range accts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = svc.SyncAccount(ctx, acct, req)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// report prints one line per entity run and returns an error if anything
+// failed.
+func report(stdout io.Writer, results []syncer.AccountResult) error {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tENTITY\tOUTCOME\tROWS\tREQUESTS\t429 WAITS\tDURATION\tERROR")
+	failed := 0
+	for _, r := range results {
+		if r.Failed() {
+			failed++
+		}
+		for _, run := range r.Runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", run.AccountID, run.Entity, run.Status, run.Rows,
+				run.Requests, run.RateLimitWaits, run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond), oneLine(run.Error))
+		}
+		if r.Err != nil {
+			fmt.Fprintf(tw, "%s\t-\tfailed\t\t\t\t\t%s\n", r.Account.ID, oneLine(r.Err.Error()))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d accounts had failures (see the table above and sync_runs)", failed, len(results))
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func entityNames() []string {
+	out := make([]string, len(syncer.AllEntities))
+	for i, e := range syncer.AllEntities {
+		out[i] = string(e)
+	}
+	return out
+}
+
+func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("backfill", `Re-reads a date range of actions (by EventDate) and action updates (by UpdateDate)
+into ClickHouse. Without --from it reaches everything the API can still return
+(3 years back, through all three date filters). Killed and started again with
+the same arguments, it continues where it stopped. It never moves the
+incremental watermarks and never runs beside another run of the same account.`, stdout)
+	account := fs.String("account", "", "account id (required)")
+	entities := fs.String("entities", "actions,action_updates", "actions and/or action_updates")
+	from := fs.String("from", "", "start: a date (2024-01-01) or an RFC 3339 time; default the API's 3-year limit")
+	to := fs.String("to", "", "end, inclusive: a date (the whole day) or an RFC 3339 time; default now")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usageError("backfill: --account is required")
+	}
+	ents, err := syncer.ParseEntities(*entities)
+	if err != nil {
+		return usageError("backfill: %v", err)
+	}
+	for _, e := range ents {
+		if e != syncer.Actions && e != syncer.ActionUpdates {
+			return usageError("backfill: %s is refreshed whole on every sync; backfill takes actions and action_updates", e)
+		}
+	}
+	req := syncer.Request{Entities: ents, Kind: syncer.RunBackfill}
+	if req.From, err = parseWhen(*from, false); err != nil {
+		return usageError("backfill: --from: %v", err)
+	}
+	if req.To, err = parseWhen(*to, true); err != nil {
+		return usageError("backfill: --to: %v", err)
+	}
+	if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
+		return usageError("backfill: --to %s is before --from %s", *to, *from)
+	}
+	a, err := openApp(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.requireSchema(ctx); err != nil {
+		return err
+	}
+	acct, err := a.accounts.Account(ctx, *account)
+	if err != nil {
+		return err
+	}
+	if !acct.Active() {
+		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
+	}
+	if !req.From.IsZero() && req.From.Before(time.Now().Add(-syncer.MaxReach)) {
+		a.log.Warn("--from is older than the API serves (3 years); it is clamped to the limit",
+			zap.String("account_id", acct.ID), zap.Time("from", req.From))
+		fmt.Fprintf(stderr, "warning: --from %s is before impact.com's 3-year limit; starting at the limit instead\n", *from)
+	}
+	svc := a.syncer(holderName("syncer backfill"))
+	svc.Progress = progressPrinter(stderr, a.log)
+	res := svc.SyncAccount(ctx, acct, req)
+	return report(stdout, []syncer.AccountResult{res})
+}
+
+// parseWhen parses a date or an RFC 3339 time. A date as an end means the
+// end of that day.
+func parseWhen(s string, end bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	d, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2024-01-31) nor an RFC 3339 time (2024-01-31T12:00:00Z)", s)
+	}
+	if end {
+		return d.Add(24*time.Hour - time.Second), nil
+	}
+	return d, nil
+}
+
+// progressPrinter shows backfill progress: a redrawn line on a terminal,
+// plain log lines otherwise.
+func progressPrinter(stderr io.Writer, log *zap.Logger) func(syncer.Progress) {
+	f, ok := stderr.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
+	var last time.Time
+	return func(p syncer.Progress) {
+		done := p.WindowsDone >= p.WindowsTotal
+		if tty {
+			fmt.Fprintf(stderr, "\r%s %s: windows %d/%d  rows %d  requests %d  429 waits %d  ETA %s   ",
+				p.AccountID, p.Entity, p.WindowsDone, p.WindowsTotal, p.Rows, p.Requests, p.RateLimitWaits, p.ETA().Round(time.Second))
+			if done {
+				fmt.Fprintln(stderr)
+			}
+			return
+		}
+		if !done && time.Since(last) < 5*time.Second {
+			return
+		}
+		last = time.Now()
+		log.Info("backfill progress", zap.String("account_id", p.AccountID), zap.String("entity", string(p.Entity)),
+			zap.Int("windows_done", p.WindowsDone), zap.Int("windows_total", p.WindowsTotal), zap.Uint64("rows", p.Rows),
+			zap.Uint64("requests", p.Requests), zap.Uint64("rate_limit_waits", p.RateLimitWaits), zap.Duration("eta", p.ETA()))
+	}
+}
