@@ -1,0 +1,17 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t impact-syncer .
+# Not exercised by this project's CI, which has no Docker engine.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/syncer ./cmd/syncer
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/syncer /usr/local/bin/syncer
+USER nonroot:nonroot
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/syncer"]
+CMD ["run"]

@@ -1,0 +1,57 @@
+# impact-syncer — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# The project's own local ClickHouse (scripts/clickhouse.sh), not a system one.
+CH_PORT ?= 19000
+export CLICKHOUSE_ADDR ?= 127.0.0.1:$(CH_PORT)
+FUZZTIME ?= 10s
+
+.PHONY: help build test test-unit test-faults fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build bin/syncer and bin/impactsim (static, version-stamped)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/syncer ./cmd/syncer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/impactsim ./cmd/impactsim
+
+clickhouse: ## install (apt-get, if missing) and start the local ClickHouse on 127.0.0.1:$(CH_PORT)
+	scripts/clickhouse.sh start
+	scripts/clickhouse.sh wait
+
+clickhouse-stop: ## stop the local ClickHouse
+	scripts/clickhouse.sh stop
+
+test: clickhouse lint ## every test, integration tests against the real ClickHouse included (what CI runs)
+	$(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+test-unit: ## tests that need no ClickHouse (integration tests skip)
+	CLICKHOUSE_ADDR=127.0.0.1:1 $(GO) test -count=1 ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s; e.g. make fuzz FUZZTIME=5m)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 1x $$pkg; exit 1; }; \
+	  done; \
+	done
+
+demo: build clickhouse ## the main job end to end: simulator + local ClickHouse, migrate, add demo accounts, sync, show the data
+	scripts/demo.sh
+
+run: build clickhouse ## the long-lived worker against real impact.com, configured from .env
+	@test -f .env || { echo "make run: create .env first (cp config.example.env .env, then edit)"; exit 2; }
+	set -a; . ./.env; set +a; ./bin/syncer migrate && exec ./bin/syncer run
+
+bench: build clickhouse ## benchmarks against the simulator and local ClickHouse (not part of make test)
+	scripts/bench.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean: ## remove build output (the local ClickHouse data stays; see clickhouse-stop)
+	rm -rf bin .demo
