@@ -6,10 +6,6 @@ import (
 	"io"
 )
 
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("status: not implemented yet")
-}
-
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return errors.New("run: not implemented yet")
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+// entityStatus is what status shows per account and entity.
+type entityStatus struct {
+	Entity      syncer.Entity
+	Last        syncer.Run // the latest run
+	LastSuccess syncer.Run // the latest successful run (zero if none)
+}
+
+// Freshness is the time since the last successful run finished.
+func (s entityStatus) Freshness(now time.Time) time.Duration {
+	if s.LastSuccess.FinishedAt.IsZero() {
+		return -1
+	}
+	return now.Sub(s.LastSuccess.FinishedAt)
+}
+
+// accountStatus gathers an account's latest run per entity.
+func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]entityStatus, error) {
+	runs, err := a.runs.Runs(ctx, acct.ID, 500)
+	if err != nil {
+		return nil, err
+	}
+	by := map[syncer.Entity]*entityStatus{}
+	for _, r := range runs { // newest first
+		s, ok := by[r.Entity]
+		if !ok {
+			s = &entityStatus{Entity: r.Entity, Last: r}
+			by[r.Entity] = s
+		}
+		if s.LastSuccess.ID == "" && r.Status == syncer.RunSucceeded {
+			s.LastSuccess = r
+		}
+	}
+	var out []entityStatus
+	for _, e := range syncer.AllEntities {
+		if !e.AvailableTo(acct.Persona) {
+			continue
+		}
+		if s, ok := by[e]; ok {
+			out = append(out, *s)
+		} else {
+			out = append(out, entityStatus{Entity: e})
+		}
+	}
+	return out, nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "Shows, per account and entity, the last run, its outcome, rows and freshness, and each account's status with its reason.", stdout)
+	account := fs.String("account", "", "only this account")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.requireSchema(ctx); err != nil {
+		return err
+	}
+	var accts []syncer.Account
+	if *account != "" {
+		acct, err := a.accounts.Account(ctx, *account)
+		if err != nil {
+			return err
+		}
+		accts = []syncer.Account{acct}
+	} else if accts, err = a.accounts.Accounts(ctx); err != nil {
+		return err
+	}
+	if len(accts) == 0 {
+		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+		return nil
+	}
+	now := time.Now().UTC()
+	for i, acct := range accts {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "%s  (%s, SID %s, %s)  status: %s\n", acct.ID, acct.Persona, acct.SID, acct.AuthKind, acct.Status)
+		if acct.StatusReason != "" {
+			fmt.Fprintf(stdout, "  reason: %s\n", acct.StatusReason)
+		}
+		if len(acct.MissingPermissions) > 0 {
+			fmt.Fprintf(stdout, "  missing permissions: %s\n", strings.Join(acct.MissingPermissions, "; "))
+		}
+		sts, err := a.accountStatus(ctx, acct)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ENTITY\tLAST RUN\tOUTCOME\tROWS\tREQUESTS\tFRESHNESS\tERROR")
+		for _, s := range sts {
+			if s.Last.ID == "" {
+				fmt.Fprintf(tw, "  %s\tnever\t-\t-\t-\t-\t\n", s.Entity)
+				continue
+			}
+			fresh := "never succeeded"
+			if d := s.Freshness(now); d >= 0 {
+				fresh = humanDuration(d) + " ago"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Entity, s.Last.StartedAt.Format("2006-01-02 15:04:05Z"),
+				s.Last.Status, s.Last.Rows, s.Last.Requests, fresh, oneLine(s.Last.Error))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
