@@ -35,6 +35,10 @@ type app struct {
 	keyring  *auth.Keyring   // nil when SYNCER_ENCRYPTION_KEY is unset
 	oauth    oauthTransports // nil when OAuth is not configured
 	metrics  *metrics        // nil outside the worker
+	// callback serves the OAuth redirect; oauthIdle refreshes idle OAuth
+	// connections. Both nil when OAuth is not configured.
+	callback  http.Handler
+	oauthIdle func(ctx context.Context)
 	// transport is the base HTTP transport for impact.com (tests swap it).
 	transport http.RoundTripper
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 )
-
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("run: not implemented yet")
-}
 
 func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return errors.New("connect: not implemented yet")
@@ -18,9 +15,8 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return errors.New("keys: not implemented yet")
 }
 
-type metrics struct{}
-
-func (m *metrics) response(any, any, int) {}
-func (m *metrics) unknownField(any, any)  {}
-
 func newOAuth(a *app) (oauthTransports, error) { return nil, errors.New("oauth: not implemented yet") }
+
+func (a *app) statusPage(w http.ResponseWriter, r *http.Request) { http.Error(w, "not yet", 501) }
+
+func (a *app) callbackPath() string { return "/oauth/callback" }

@@ -48,6 +48,7 @@ type Config struct {
 	Concurrency     int           `envconfig:"SYNCER_CONCURRENCY" default:"4"`
 	HTTPAddr        string        `envconfig:"SYNCER_HTTP_ADDR" default:":8080"`
 	ShutdownTimeout time.Duration `envconfig:"SYNCER_SHUTDOWN_TIMEOUT" default:"30s"`
+	StartSpread     time.Duration `envconfig:"SYNCER_START_SPREAD" default:"60s"`
 
 	Overlap          time.Duration `envconfig:"SYNCER_OVERLAP" default:"24h"`
 	ClearingLookback time.Duration `envconfig:"SYNCER_CLEARING_LOOKBACK" default:"2160h"`
@@ -112,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SYNCER_SHUTDOWN_TIMEOUT %s: want a positive duration", c.ShutdownTimeout)
+	}
+	if c.StartSpread < 0 {
+		bad("SYNCER_START_SPREAD %s: want zero or a positive duration", c.StartSpread)
 	}
 	if c.BatchSize < 1 {
 		bad("SYNCER_BATCH_SIZE %d: want at least 1", c.BatchSize)

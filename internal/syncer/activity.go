@@ -293,6 +293,9 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, 
 	var decodeErrs []error
 	commit := true
 	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
+		if p.req.stopping() {
+			return decodeErrs, ErrStopped
+		}
 		q := Query{Entity: e, CampaignID: campaign, Filter: sc.Filter, Window: w}
 		bad := 0
 		for r, err := range p.src.Records(ctx, q) {

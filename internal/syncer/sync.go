@@ -122,6 +122,22 @@ type Request struct {
 	// Backfill only: the range; From zero means the full reach of the API
 	// through all three date filters.
 	From, To time.Time
+	// Stop, when closed, ends the pass gracefully: the window in progress
+	// finishes and commits, no new window starts. Cancelling the context
+	// instead stops at once.
+	Stop <-chan struct{}
+}
+
+// ErrStopped ends a run that was asked to stop between windows.
+var ErrStopped = errors.New("stopped for shutdown")
+
+func (r Request) stopping() bool {
+	select {
+	case <-r.Stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // AccountResult is the outcome of one pass over one account.
@@ -191,7 +207,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		if !e.AvailableTo(a.Persona) {
 			continue
 		}
-		if p.dead != nil {
+		if p.dead != nil || req.stopping() {
 			break
 		}
 		run := p.runEntity(ctx, e)
@@ -286,7 +302,7 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	case err == nil:
 		run.Status = RunSucceeded
 		p.granted[e.Permission()] = true
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+	case errors.Is(err, ErrStopped) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		run.Status = RunInterrupted
 		run.Error = "interrupted: " + err.Error()
 	case errors.As(err, &forbidden):

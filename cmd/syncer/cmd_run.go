@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", `The long-lived worker: applies pending migrations, then syncs every active
+account on two cron schedules (SYNCER_SCHEDULE_ACTIONS, SYNCER_SCHEDULE_CATALOG),
+serves /healthz, /readyz, /metrics, the status page and the OAuth callback on
+SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	a.log.Info("starting worker", append(a.cfg.fields(), zap.String("version", version))...)
+	applied, err := a.db.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("applying migrations: %w", err)
+	}
+	if len(applied) > 0 {
+		a.log.Info("applied migrations", zap.Strings("migrations", applied))
+	}
+	a.metrics = newMetrics()
+
+	// The passes run on hard, which outlives ctx (the signal) by up to the
+	// shutdown timeout so that running windows can finish and commit.
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	w := newWorker(hard, a, a.metrics, a.cfg.Concurrency, a.cfg.StartSpread)
+	sched, err := w.schedule(a.cfg.ScheduleActions, a.cfg.ScheduleCatalog)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("SYNCER_HTTP_ADDR %s: %w", a.cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	a.log.Info("worker ready", zap.String("http_addr", ln.Addr().String()))
+	sched.Start()
+	if a.oauthIdle != nil {
+		go a.oauthIdle(hard)
+	}
+
+	<-ctx.Done()
+	a.log.Info("shutdown requested: no new syncs; waiting for running ones to commit", zap.Duration("timeout", a.cfg.ShutdownTimeout))
+	stopCron := sched.Stop()
+	graceful := w.shutdown(a.cfg.ShutdownTimeout, cancelHard)
+	<-stopCron.Done()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	if graceful {
+		a.log.Info("worker stopped")
+	} else {
+		a.log.Warn("worker stopped; passes cut short will resume from their last committed window")
+	}
+	return nil
+}
+
+// routes is the worker's HTTP surface.
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := a.db.Ping(ctx); err != nil {
+			http.Error(w, "not ready: ClickHouse unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		ok, err := a.db.SchemaCurrent(ctx)
+		if err != nil || !ok {
+			http.Error(w, "not ready: schema not current", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	}
+	if a.callback != nil {
+		mux.Handle(a.callbackPath(), a.callback)
+	}
+	mux.HandleFunc("GET /{$}", a.statusPage)
+	return mux
+}
