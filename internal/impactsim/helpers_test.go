@@ -27,7 +27,7 @@ type bundle struct {
 }
 
 func brandSpec() AccountSpec {
-	return AccountSpec{SID: brandSID, Token: brandToken, Persona: Brand, Seed: 7, Campaigns: 3, Actions: 3000, MediaPartners: 12, PromoCodes: 8}
+	return AccountSpec{SID: brandSID, Token: brandToken, Persona: Brand, Seed: 7, Campaigns: 3, Actions: 3000, MediaPartners: 30, PromoCodes: 8}
 }
 
 func partnerSpec() AccountSpec {
