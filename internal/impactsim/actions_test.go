@@ -259,7 +259,9 @@ func TestActionsFilterSemantics(t *testing.T) {
 		{"LockingDateStart/End on LockingDate, inclusive", "&LockingDateStart=" + z(lfrom) + "&LockingDateEnd=" + z(lto),
 			func(a Action) bool { return inWindow(a.LockingDate, lfrom, lto) }},
 		{"State with a window", "&State=APPROVED&ActionDateStart=" + z(now.Add(-44*24*time.Hour)) + "&ActionDateEnd=" + z(now),
-			func(a Action) bool { return a.State == "APPROVED" && inWindow(a.EventDate, now.Add(-44*24*time.Hour), now) }},
+			func(a Action) bool {
+				return a.State == "APPROVED" && inWindow(a.EventDate, now.Add(-44*24*time.Hour), now)
+			}},
 		{"two pairs combine", "&ActionDateStart=" + z(from) + "&ActionDateEnd=" + z(to) + "&StartDate=" + z(from) + "&EndDate=" + z(from.Add(5*24*time.Hour)),
 			func(a Action) bool {
 				return inWindow(a.EventDate, from, to) && inWindow(a.LastUpdated, from, from.Add(5*24*time.Hour))
