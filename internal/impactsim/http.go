@@ -97,17 +97,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rq, ok := parsePath(r.URL.EscapedPath())
 	rq.r, rq.now, rq.path, rq.rawQuery = r, now, r.URL.EscapedPath(), r.URL.RawQuery
 	rq.json = rq.json || wantsJSON(r)
-	if !ok {
-		s.finish(w, &rq, errorResponse(&rq, notFound("Resource not found")))
-		return
-	}
 	a := s.account(rq.sid)
-	if a == nil {
-		// Unknown SID: default bucket headers, nothing counted.
-		var c control
-		c.limit = DefaultRateLimit
+	if !ok || a == nil {
+		// No account to charge: default bucket headers, nothing counted.
+		c := control{limit: DefaultRateLimit}
 		c.rateHeaders(w.Header(), rq.persona, now, false)
-		s.finish(w, &rq, errorResponse(&rq, &apiError{status: http.StatusUnauthorized, msg: "No valid API key provided"}))
+		e := notFound("Resource not found")
+		if ok {
+			e = &apiError{status: http.StatusUnauthorized, msg: "No valid API key provided"}
+		}
+		s.finish(w, &rq, errorResponse(&rq, e))
 		return
 	}
 	rq.a = a

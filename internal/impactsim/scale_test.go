@@ -40,19 +40,26 @@ func TestMillionActionAccount(t *testing.T) {
 		t.Fatalf("counts %v", info.Counts)
 	}
 	camp := sim.account("IRmillion").camps[0].idStr
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/Advertisers/IRmillion/Actions?CampaignId="+camp+"&ActionDateStart="+z(testNow.AddDate(0, 0, -3))+"&ActionDateEnd="+z(testNow), nil)
-	req.SetBasicAuth("IRmillion", "t")
-	req.Header.Set("Accept", "application/json")
-	start = time.Now()
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
+	for _, q := range []string{
+		"/Actions?CampaignId=" + camp + "&ActionDateStart=" + z(testNow.AddDate(0, 0, -3)) + "&ActionDateEnd=" + z(testNow),
+		"/Actions?CampaignId=" + camp + "&StartDate=" + z(testNow.AddDate(0, 0, -2)) + "&EndDate=" + z(testNow),
+		"/ActionUpdates?CampaignId=" + camp + "&StartDate=" + z(testNow.AddDate(0, 0, -2)) + "&EndDate=" + z(testNow),
+		"/Actions?CampaignId=" + camp + "&LockingDateStart=" + z(testNow.AddDate(0, 0, -1)) + "&LockingDateEnd=" + z(testNow),
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/Advertisers/IRmillion"+q, nil)
+		req.SetBasicAuth("IRmillion", "t")
+		req.Header.Set("Accept", "application/json")
+		start = time.Now()
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", q, resp.StatusCode)
+		}
+		t.Logf("%s: %s bytes in %v", q, resp.Header.Get("Content-Length"), time.Since(start))
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	t.Logf("first page (%s bytes) in %v", resp.Header.Get("Content-Length"), time.Since(start))
 }
 
 // BenchmarkRenderActionsPage20000 renders one full page of 20,000 brand
