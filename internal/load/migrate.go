@@ -1,0 +1,236 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/impact-syncer/impact-syncer/schema"
+)
+
+// migration is one embedded schema step.
+type migration struct {
+	Version uint32
+	Name    string // file name, e.g. 0001_accounts.sql
+	SQL     string
+}
+
+var migrationName = regexp.MustCompile(`^(\d+)_[A-Za-z0-9_]+\.sql$`)
+
+// addColumn recognises "ALTER TABLE t ADD COLUMN c ...", which the migrator
+// skips when the column exists (ClickHouse 18.16 has no ADD COLUMN IF NOT
+// EXISTS).
+var addColumn = regexp.MustCompile("(?is)^ALTER\\s+TABLE\\s+`?([A-Za-z0-9_]+)`?\\s+ADD\\s+COLUMN\\s+`?([A-Za-z0-9_]+)`?\\s")
+
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []migration
+	seen := map[uint32]string{}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		m := migrationName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("migration %s: want NNNN_name.sql", e.Name())
+		}
+		v, err := strconv.ParseUint(m[1], 10, 32)
+		if err != nil || v == 0 {
+			return nil, fmt.Errorf("migration %s: bad number", e.Name())
+		}
+		if other, dup := seen[uint32(v)]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share number %d", other, e.Name(), v)
+		}
+		seen[uint32(v)] = e.Name()
+		b, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		sql := strings.TrimSpace(stripLineComments(string(b)))
+		sql = strings.TrimSpace(strings.TrimSuffix(sql, ";"))
+		if sql == "" {
+			return nil, fmt.Errorf("migration %s is empty", e.Name())
+		}
+		out = append(out, migration{Version: uint32(v), Name: e.Name(), SQL: sql})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// stripLineComments drops whole-line "--" comments (the header every
+// migration file starts with).
+func stripLineComments(s string) string {
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version UInt32,
+    name String,
+    applied_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version`
+
+// Migrate creates the database if missing and applies the pending embedded
+// migrations in order, recording each in schema_migrations. It returns the
+// names of the migrations it applied; a second run applies none.
+//
+// Two migrators running at once are harmless for CREATE TABLE IF NOT EXISTS
+// steps and for ADD COLUMN steps (skipped when the column exists).
+func (d *DB) Migrate(ctx context.Context) ([]string, error) {
+	return d.migrate(ctx, schema.FS)
+}
+
+func (d *DB) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
+	migs, err := loadMigrations(fsys)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.createDatabase(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.Exec(ctx, createMigrationsTable); err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	done, err := d.appliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	for _, m := range migs {
+		if name, ok := done[m.Version]; ok {
+			if name != m.Name {
+				return applied, fmt.Errorf("migration %d is recorded as %s but the binary has %s: migrations must never be renamed or renumbered", m.Version, name, m.Name)
+			}
+			continue
+		}
+		if err := d.apply(ctx, m); err != nil {
+			return applied, err
+		}
+		applied = append(applied, m.Name)
+	}
+	if len(applied) > 0 {
+		d.log.Info("schema migrated", zap.String("database", d.opts.Database), zap.Strings("applied", applied))
+	}
+	return applied, nil
+}
+
+func (d *DB) createDatabase(ctx context.Context) error {
+	boot, err := d.connect("", 1)
+	if err != nil {
+		return err
+	}
+	defer boot.Close()
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quote(d.opts.Database)); err != nil {
+		return fmt.Errorf("create database %s: %w", d.opts.Database, describe(err))
+	}
+	return nil
+}
+
+func (d *DB) appliedMigrations(ctx context.Context) (map[uint32]string, error) {
+	rows, err := d.Query(ctx, "SELECT version, name FROM schema_migrations FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	done := map[uint32]string{}
+	for rows.Next() {
+		var v uint32
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		done[v] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return done, nil
+}
+
+func (d *DB) apply(ctx context.Context, m migration) error {
+	skip := false
+	if am := addColumn.FindStringSubmatch(m.SQL); am != nil {
+		exists, err := d.columnExists(ctx, am[1], am[2])
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		skip = exists
+	}
+	if !skip {
+		if err := d.Exec(ctx, m.SQL); err != nil {
+			code, _ := exceptionCode(err)
+			if !(code == codeDuplicateColumn && addColumn.MatchString(m.SQL)) {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
+			// Another migrator added the column first.
+		}
+	}
+	// Inserts go through a batch: an INSERT ... VALUES sent with Exec hangs
+	// on ClickHouse 18.16's native protocol.
+	err := d.insertRows(ctx, defaultRetry, "schema_migrations", []string{"version", "name", "applied_at"},
+		[][]any{{m.Version, m.Name, toDateTime(d.now())}})
+	if err != nil {
+		return fmt.Errorf("record migration %s: %w", m.Name, err)
+	}
+	d.log.Debug("migration applied", zap.String("migration", m.Name), zap.Bool("skipped_existing_column", skip))
+	return nil
+}
+
+func (d *DB) columnExists(ctx context.Context, table, column string) (bool, error) {
+	var n uint64
+	err := d.conn.QueryRow(ctx,
+		"SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		d.opts.Database, table, column).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read system.columns: %w", describe(err))
+	}
+	return n > 0, nil
+}
+
+// SchemaCurrent reports whether the database exists and every embedded
+// migration is recorded as applied: a readiness check.
+func (d *DB) SchemaCurrent(ctx context.Context) (bool, error) {
+	migs, err := loadMigrations(schema.FS)
+	if err != nil {
+		return false, err
+	}
+	var n uint64
+	err = d.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'").Scan(&n)
+	if err != nil {
+		if code, _ := exceptionCode(err); code == codeUnknownDatabase {
+			return false, nil
+		}
+		return false, fmt.Errorf("schema check: %w", describe(err))
+	}
+	if n == 0 {
+		return false, nil
+	}
+	done, err := d.appliedMigrations(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range migs {
+		if _, ok := done[m.Version]; !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,62 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+var _ syncer.StateStore = (*StateStore)(nil)
+
+// StateStore keeps watermarks in sync_state. Reads take argMax(watermark,
+// version) over the key, so they never depend on merges or OPTIMIZE.
+// Watermarks have second precision (DateTime): a stored time is truncated
+// down, so a resumed scan re-reads at most one second.
+type StateStore struct {
+	db *DB
+}
+
+// NewStateStore returns a StateStore on db.
+func NewStateStore(db *DB) *StateStore { return &StateStore{db: db} }
+
+// Watermark returns the stored time and true, or the zero time and false.
+func (s *StateStore) Watermark(ctx context.Context, k syncer.WatermarkKey) (time.Time, bool, error) {
+	var (
+		t time.Time
+		n uint64
+	)
+	err := s.db.conn.QueryRow(ctx,
+		"SELECT argMax(watermark, version), count() FROM sync_state WHERE account_id = ? AND entity = ? AND campaign_id = ? AND scan = ?",
+		k.AccountID, string(k.Entity), k.CampaignID, k.Scan).Scan(&t, &n)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("watermark %s: %w", keyString(k), describeTable(err, "sync_state"))
+	}
+	if n == 0 {
+		return time.Time{}, false, nil
+	}
+	return fromDateTime(t), true, nil
+}
+
+// SetWatermark stores t for k; it replaces the previous value for readers.
+func (s *StateStore) SetWatermark(ctx context.Context, k syncer.WatermarkKey, t time.Time) error {
+	row := []any{k.AccountID, string(k.Entity), k.CampaignID, k.Scan, toDateTime(t), toDateTime(s.db.now()), s.db.versions.Next()}
+	err := s.db.insertRows(ctx, defaultRetry, "sync_state",
+		[]string{"account_id", "entity", "campaign_id", "scan", "watermark", "updated_at", "version"}, [][]any{row})
+	if err != nil {
+		return fmt.Errorf("set watermark %s: %w", keyString(k), err)
+	}
+	return nil
+}
+
+func keyString(k syncer.WatermarkKey) string {
+	s := fmt.Sprintf("account %s %s", k.AccountID, k.Entity)
+	if k.CampaignID != "" {
+		s += " campaign " + k.CampaignID
+	}
+	if k.Scan != "" {
+		s += " scan " + k.Scan
+	}
+	return s
+}

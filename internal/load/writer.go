@@ -1,0 +1,513 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+var (
+	_ syncer.Writer = (*Writer)(nil)
+	_ syncer.Writer = (*CatalogWriter)(nil)
+)
+
+// Writer loads records into the entity tables. Each row carries account_id,
+// the entity's typed columns, raw, a version and synced_at; the table is a
+// ReplacingMergeTree(version) keyed by (account_id, id), so a re-load with a
+// newer version replaces a row for readers using FINAL, and a retry with the
+// same version changes nothing they can see.
+type Writer struct {
+	db *DB
+	// MaxBatchRows splits large writes into inserts of at most this many
+	// rows (default 100 000).
+	MaxBatchRows int
+	retry        retryPolicy
+}
+
+// NewWriter returns a Writer on db.
+func NewWriter(db *DB) *Writer {
+	return &Writer{db: db, MaxBatchRows: 100_000, retry: defaultRetry}
+}
+
+// Write loads recs with a fresh version from the DB's clock and synced_at =
+// now. For a catalog entity it upserts like ReplaceCatalog but never marks
+// missing records absent. It returns after ClickHouse acknowledged every
+// row; errors match ErrSchema (missing table or column) or ErrBadValue.
+func (w *Writer) Write(ctx context.Context, accountID string, e syncer.Entity, recs []syncer.Record) error {
+	return w.WriteVersioned(ctx, accountID, e, 0, w.db.now(), recs)
+}
+
+// WriteVersioned is Write with the version and synced_at chosen by the
+// caller. Writing the same records with the same version again is invisible
+// to readers; a higher version replaces them. Version 0 means a fresh one
+// from the DB's clock (for a catalog entity, also above the versions the
+// account's rows already have).
+func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.Entity, version uint64, syncedAt time.Time, recs []syncer.Record) error {
+	tb, err := table(e)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if isCatalog(e) {
+		return w.writeCatalog(ctx, accountID, tb, version, syncedAt, recs, false)
+	}
+	if err := validate(accountID, tb, recs); err != nil {
+		return err
+	}
+	if version == 0 {
+		version = w.db.versions.Next()
+	}
+	cols := insertColumns(tb, false)
+	synced := toDateTime(syncedAt)
+	for chunk := range slices.Chunk(recs, max(w.MaxBatchRows, 1)) {
+		rows := make([][]any, len(chunk))
+		for i, r := range chunk {
+			rows[i] = entityRow(accountID, r, version, synced)
+		}
+		if err := w.insert(ctx, string(e), cols, rows); err != nil {
+			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
+		}
+	}
+	return nil
+}
+
+func table(e syncer.Entity) (*syncer.Table, error) {
+	tb, ok := syncer.Tables[e]
+	if !ok {
+		return nil, fmt.Errorf("unknown entity %q", e)
+	}
+	return tb, nil
+}
+
+func isCatalog(e syncer.Entity) bool { return slices.Contains(syncer.CatalogEntities, e) }
+
+// insertColumns is the explicit column list of an entity insert.
+func insertColumns(tb *syncer.Table, catalog bool) []string {
+	cols := make([]string, 0, len(tb.Columns)+7)
+	cols = append(cols, "account_id")
+	for _, c := range tb.Columns {
+		cols = append(cols, c.Name)
+	}
+	cols = append(cols, "raw", "version", "synced_at")
+	if catalog {
+		cols = append(cols, "first_seen_at", "last_seen_at", "is_present")
+	}
+	return cols
+}
+
+func entityRow(accountID string, r syncer.Record, version uint64, synced time.Time, extra ...any) []any {
+	row := make([]any, 0, len(r.Values)+4+len(extra))
+	row = append(row, accountID)
+	for _, v := range r.Values {
+		if s, ok := v.([]string); ok && s == nil {
+			v = []string{}
+		}
+		row = append(row, v)
+	}
+	row = append(row, r.Raw, version, synced)
+	return append(row, extra...)
+}
+
+var (
+	maxDecimal = decimal.New(1, 10) // Decimal(18, 8) holds |x| < 10^10
+	maxUint32  = int64(math.MaxUint32)
+)
+
+// validate checks every value's Go type against its column and that it fits
+// exactly, so a bad record is named instead of failing (or rounding) inside
+// the driver.
+func validate(accountID string, tb *syncer.Table, recs []syncer.Record) error {
+	var errs []error
+	for _, r := range recs {
+		if len(r.Values) != len(tb.Columns) {
+			errs = append(errs, fmt.Errorf("%s record %q has %d values for %d columns", tb.Entity, r.ID, len(r.Values), len(tb.Columns)))
+			continue
+		}
+		for i, c := range tb.Columns {
+			if err := checkValue(c.Type, r.Values[i]); err != nil {
+				errs = append(errs, &syncer.DecodeError{AccountID: accountID, Entity: tb.Entity, RecordID: r.ID, Field: c.Name, Err: err})
+			}
+		}
+		if len(errs) >= 10 {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrBadValue, errors.Join(errs...))
+}
+
+func checkValue(t syncer.Type, v any) error {
+	switch t {
+	case syncer.String, syncer.JSON:
+		if _, ok := v.(string); ok {
+			return nil
+		}
+	case syncer.Decimal:
+		if d, ok := v.(decimal.Decimal); ok {
+			if !d.Equal(d.Truncate(8)) {
+				return fmt.Errorf("%s has more than 8 decimal places", d)
+			}
+			if d.Abs().Cmp(maxDecimal) >= 0 {
+				return fmt.Errorf("%s does not fit Decimal(18, 8)", d)
+			}
+			return nil
+		}
+	case syncer.DateTime:
+		if tm, ok := v.(time.Time); ok {
+			if s := tm.Unix(); s < 0 || s > maxUint32 {
+				return fmt.Errorf("%s is outside DateTime's range 1970..2106", tm.UTC().Format(time.RFC3339))
+			}
+			return nil
+		}
+	case syncer.Bool:
+		if _, ok := v.(uint8); ok {
+			return nil
+		}
+	case syncer.Int:
+		if _, ok := v.(int64); ok {
+			return nil
+		}
+	case syncer.Strings:
+		if _, ok := v.([]string); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("value of Go type %T for a %s column", v, t.SQL())
+}
+
+// insert sends rows in one batch, retrying the same rows when the outcome is
+// unknown.
+func (w *Writer) insert(ctx context.Context, tableName string, cols []string, rows [][]any) error {
+	return w.db.insertRows(ctx, w.retry, tableName, cols, rows)
+}
+
+func (d *DB) insertRows(ctx context.Context, p retryPolicy, tableName string, cols []string, rows [][]any) error {
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = quote(c)
+	}
+	query := "INSERT INTO " + quote(tableName) + " (" + strings.Join(quoted, ", ") + ")"
+	err := p.do(ctx, d.log, "insert into "+tableName, func() error {
+		return d.sendBatch(ctx, query, rows)
+	})
+	if err != nil && errors.Is(err, ErrSchema) {
+		return d.explainSchemaError(ctx, tableName, cols, err)
+	}
+	return err
+}
+
+func (d *DB) sendBatch(ctx context.Context, query string, rows [][]any) error {
+	batch, err := d.conn.PrepareBatch(d.insertContext(ctx), query)
+	if err != nil {
+		return describe(err)
+	}
+	defer batch.Close()
+	for _, row := range rows {
+		if err := batch.Append(row...); err != nil {
+			return describe(err)
+		}
+	}
+	return describe(batch.Send())
+}
+
+// explainSchemaError names the columns the table lacks, or says the table
+// is missing.
+func (d *DB) explainSchemaError(ctx context.Context, tableName string, cols []string, err error) error {
+	var se *schemaError
+	if !errors.As(err, &se) {
+		return err
+	}
+	se.table = tableName
+	have, qerr := d.tableColumns(ctx, tableName)
+	if qerr != nil {
+		return err
+	}
+	if len(have) == 0 {
+		se.msg = "table does not exist; " + se.msg
+		return err
+	}
+	for _, c := range cols {
+		if _, ok := have[c]; !ok {
+			se.missing = append(se.missing, c)
+		}
+	}
+	return err
+}
+
+// tableColumns returns the table's column types by name (empty if the
+// table does not exist).
+func (d *DB) tableColumns(ctx context.Context, tableName string) (map[string]string, error) {
+	rows, err := d.conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", d.opts.Database, tableName)
+	if err != nil {
+		return nil, describe(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return nil, err
+		}
+		out[name] = typ
+	}
+	return out, rows.Err()
+}
+
+// CatalogWriter refreshes catalog entities (company information, campaigns,
+// media partners, promo codes), which are fetched whole on every run. Rows
+// keep first_seen_at from their first load, carry last_seen_at of the latest
+// refresh that returned them and is_present = 1; records the API stopped
+// returning stay, with is_present = 0.
+type CatalogWriter struct {
+	w *Writer
+}
+
+// NewCatalogWriter returns a CatalogWriter on db.
+func NewCatalogWriter(db *DB) *CatalogWriter { return &CatalogWriter{w: NewWriter(db)} }
+
+// Write upserts recs (seen now) without marking missing records absent.
+func (c *CatalogWriter) Write(ctx context.Context, accountID string, e syncer.Entity, recs []syncer.Record) error {
+	return c.w.Write(ctx, accountID, e, recs)
+}
+
+// ReplaceCatalog records that recs is the whole of the account's entity as
+// of seenAt: they are upserted with is_present = 1 and last_seen_at = seenAt
+// (first_seen_at kept for known ones), and rows present before but missing
+// from recs are re-inserted unchanged except is_present = 0. An empty recs
+// marks every row absent. All of it goes in one insert.
+func (c *CatalogWriter) ReplaceCatalog(ctx context.Context, accountID string, e syncer.Entity, recs []syncer.Record, seenAt time.Time) error {
+	tb, err := table(e)
+	if err != nil {
+		return err
+	}
+	if !isCatalog(e) {
+		return fmt.Errorf("%s is not a catalog entity; use Write", e)
+	}
+	return c.w.writeCatalog(ctx, accountID, tb, 0, seenAt, recs, true)
+}
+
+type catalogState struct {
+	first   time.Time
+	present bool
+}
+
+// writeCatalog upserts recs of a catalog entity. version 0 means: take one
+// above every version the account's rows have.
+func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool) error {
+	if err := validate(accountID, tb, recs); err != nil {
+		return err
+	}
+	e := tb.Entity
+	states, maxVersion, err := w.db.catalogStates(ctx, tb, accountID)
+	if err != nil {
+		return fmt.Errorf("account %s: read %s: %w", accountID, e, err)
+	}
+	if version == 0 {
+		version = w.db.versions.After(maxVersion)
+	}
+	seen := toDateTime(seenAt)
+
+	// Last record wins when the API repeated one.
+	latest := make(map[string]int, len(recs))
+	for i, r := range recs {
+		latest[recordKey(tb, r)] = i
+	}
+	rows := make([][]any, 0, len(latest))
+	for i, r := range recs {
+		k := recordKey(tb, r)
+		if latest[k] != i {
+			continue
+		}
+		first := seen
+		if s, ok := states[k]; ok && !s.first.IsZero() && s.first.Unix() != 0 {
+			first = s.first
+		}
+		rows = append(rows, entityRow(accountID, r, version, seen, first, seen, uint8(1)))
+	}
+	if markMissing {
+		var gone []string
+		for k, s := range states {
+			if _, ok := latest[k]; !ok && s.present {
+				gone = append(gone, k)
+			}
+		}
+		if len(gone) > 0 {
+			old, err := w.db.catalogRows(ctx, tb, accountID, gone)
+			if err != nil {
+				return fmt.Errorf("account %s: read %s rows no longer returned: %w", accountID, e, err)
+			}
+			for _, row := range old {
+				row[len(row)-1] = uint8(0)       // is_present
+				row[len(tb.Columns)+2] = version // version (after account_id, columns, raw)
+				rows = append(rows, row)
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := insertColumns(tb, true)
+	for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
+		if err := w.insert(ctx, string(e), cols, chunk); err != nil {
+			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
+		}
+	}
+	w.db.log.Debug("catalog written", zap.String("account_id", accountID), zap.String("entity", string(e)),
+		zap.Int("rows", len(rows)), zap.Bool("replace", markMissing))
+	return nil
+}
+
+func keyColumn(tb *syncer.Table) string {
+	if tb.Key < 0 {
+		return ""
+	}
+	return tb.Columns[tb.Key].Name
+}
+
+func recordKey(tb *syncer.Table, r syncer.Record) string {
+	if tb.Key < 0 {
+		return ""
+	}
+	if r.ID != "" {
+		return r.ID
+	}
+	if s, ok := r.Values[tb.Key].(string); ok {
+		return s
+	}
+	return ""
+}
+
+// catalogStates reads, with FINAL, each row's first_seen_at and is_present
+// for the account, and the highest version.
+func (d *DB) catalogStates(ctx context.Context, tb *syncer.Table, accountID string) (map[string]catalogState, uint64, error) {
+	keyExpr := "''"
+	if k := keyColumn(tb); k != "" {
+		keyExpr = quote(k)
+	}
+	q := fmt.Sprintf("SELECT %s, first_seen_at, is_present, version FROM %s FINAL WHERE account_id = ?", keyExpr, quote(string(tb.Entity)))
+	rows, err := d.conn.Query(ctx, q, accountID)
+	if err != nil {
+		return nil, 0, describeTable(err, string(tb.Entity))
+	}
+	defer rows.Close()
+	out := map[string]catalogState{}
+	var maxVersion uint64
+	for rows.Next() {
+		var (
+			k       string
+			first   time.Time
+			present uint8
+			version uint64
+		)
+		if err := rows.Scan(&k, &first, &present, &version); err != nil {
+			return nil, 0, err
+		}
+		out[k] = catalogState{first: first, present: present == 1}
+		maxVersion = max(maxVersion, version)
+	}
+	return out, maxVersion, rows.Err()
+}
+
+// catalogRows reads, with FINAL, the full rows of the given keys in insert
+// column order. Non-key filters are applied here, not in SQL, so no server
+// version can evaluate them before FINAL merges the row versions.
+func (d *DB) catalogRows(ctx context.Context, tb *syncer.Table, accountID string, keys []string) ([][]any, error) {
+	cols := insertColumns(tb, true)
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = quote(c)
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s FINAL WHERE account_id = ?", strings.Join(quoted, ", "), quote(string(tb.Entity)))
+	rows, err := d.conn.Query(ctx, q, accountID)
+	if err != nil {
+		return nil, describeTable(err, string(tb.Entity))
+	}
+	defer rows.Close()
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	var out [][]any
+	for rows.Next() {
+		ptrs := scanTargets(rows.ColumnTypes())
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := make([]any, len(ptrs))
+		for i, p := range ptrs {
+			row[i] = deref(p)
+		}
+		k := ""
+		if tb.Key >= 0 {
+			k, _ = row[1+tb.Key].(string)
+		}
+		if want[k] {
+			out = append(out, row)
+		}
+	}
+	return out, rows.Err()
+}
+
+// scanTargets allocates a pointer per column of the Go type the driver
+// scans it into.
+func scanTargets(types []driver.ColumnType) []any {
+	out := make([]any, len(types))
+	for i, t := range types {
+		switch db := t.DatabaseTypeName(); {
+		case db == "String":
+			out[i] = new(string)
+		case strings.HasPrefix(db, "Decimal"):
+			out[i] = new(decimal.Decimal)
+		case strings.HasPrefix(db, "DateTime"):
+			out[i] = new(time.Time)
+		case db == "UInt8":
+			out[i] = new(uint8)
+		case db == "UInt64":
+			out[i] = new(uint64)
+		case db == "Int64":
+			out[i] = new(int64)
+		case db == "Array(String)":
+			out[i] = new([]string)
+		default:
+			out[i] = new(string)
+		}
+	}
+	return out
+}
+
+func deref(p any) any {
+	switch v := p.(type) {
+	case *string:
+		return *v
+	case *decimal.Decimal:
+		return *v
+	case *time.Time:
+		return *v
+	case *uint8:
+		return *v
+	case *uint64:
+		return *v
+	case *int64:
+		return *v
+	case *[]string:
+		if *v == nil {
+			return []string{}
+		}
+		return *v
+	}
+	return p
+}
