@@ -21,8 +21,8 @@ func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 
 func validateSpec(spec *AccountSpec) error {
 	var bad []string
-	if spec.SID == "" || strings.ContainsAny(spec.SID, "/?#: ") {
-		bad = append(bad, "SID must be non-empty and free of / ? # : and spaces")
+	if !validSID(spec.SID) {
+		bad = append(bad, "SID must be 1-64 characters from A-Z a-z 0-9 . _ -")
 	}
 	if spec.Token == "" {
 		bad = append(bad, "Token must be non-empty")
@@ -56,6 +56,18 @@ func validateSpec(spec *AccountSpec) error {
 		spec.Campaigns = 1
 	}
 	return nil
+}
+
+func validSID(sid string) bool {
+	if sid == "" || len(sid) > 64 || strings.HasSuffix(sid, ".json") {
+		return false
+	}
+	for _, c := range sid {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // generate builds an account from spec as of now. spec must be validated.
