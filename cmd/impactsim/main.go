@@ -5,8 +5,8 @@
 //	impactsim -accounts accounts.json -now 2026-04-15T12:00:00Z
 //
 // At start it prints one JSON object to stdout: the listening address, the
-// clock, and each account's sid, token, persona and counts. The only tokens
-// it prints are the ones it was given or invented for the demo.
+// clock, and each account's sid, persona and counts. The only tokens it
+// prints are the demo ones it invented; tokens from -accounts stay unprinted.
 package main
 
 import (
@@ -154,7 +154,7 @@ type banner struct {
 
 type bannerAccount struct {
 	SID     string            `json:"sid"`
-	Token   string            `json:"token"`
+	Token   string            `json:"token,omitempty"` // demo accounts only
 	Persona impactsim.Persona `json:"persona"`
 	Counts  map[string]int    `json:"counts"`
 }
@@ -180,12 +180,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sim := impactsim.New(impactsim.Options{Now: now, Logger: log})
-	tokens := map[string]string{}
+	demoTokens := map[string]string{}
+	if c.demo {
+		demoTokens[DemoBrandSID], demoTokens[DemoPartnerSID] = DemoBrandToken, DemoPartnerToken
+	}
 	for _, s := range specs {
 		if err := sim.AddAccount(s); err != nil {
 			return err
 		}
-		tokens[s.SID] = s.Token
 		if c.rateLimit > 0 {
 			sim.SetRateLimit(s.SID, c.rateLimit, impactsim.HeadersAuto)
 		}
@@ -196,7 +198,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b := banner{Addr: ln.Addr().String(), Now: sim.Clock().Now()}
 	for _, a := range sim.Accounts() {
-		b.Accounts = append(b.Accounts, bannerAccount{SID: a.SID, Token: tokens[a.SID], Persona: a.Persona, Counts: a.Counts})
+		b.Accounts = append(b.Accounts, bannerAccount{SID: a.SID, Token: demoTokens[a.SID], Persona: a.Persona, Counts: a.Counts})
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")

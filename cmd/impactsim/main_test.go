@@ -75,6 +75,9 @@ func TestRunAccountsFile(t *testing.T) {
 	if len(b.Accounts) != 1 || b.Accounts[0].SID != "IRfile1" || b.Accounts[0].Counts["Actions"] != 50 || b.Accounts[0].Counts["Campaigns"] != 2 {
 		t.Fatalf("banner %+v", b)
 	}
+	if b.Accounts[0].Token != "" {
+		t.Error("a token from the accounts file was printed")
+	}
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
