@@ -30,5 +30,14 @@
 //   - Automatic approval at LockingDate neither bumps the hidden lastUpdated
 //     nor creates an ActionUpdate; ModifyAction and ReverseAction do both.
 //   - With no rate limit set, every account has a generous hourly bucket of
-//     DefaultRateLimit requests; the headers are always sent.
+//     DefaultRateLimit requests; the headers are always sent. There is one
+//     bucket per SID (the partner API's per-group limits, e.g. 500/h on
+//     /Actions, are not modelled separately; set a lower limit instead).
+//   - An unknown but numeric CampaignId matches nothing (200, empty list).
+//   - A brand account generated without media partners serves actions with
+//     empty MediaPartnerId/MediaPartnerName.
+//   - IR-Version / IrVersion are accepted and ignored: the shapes served are
+//     brand v14 and partner v16 (Quirks.LegacyPartnersKey gives the old key).
+//   - Only GET (and HEAD) exist; writes answer 405. Reports, Jobs, Ads,
+//     ActionInquiries and Action Items are not simulated (404).
 package impactsim

@@ -74,6 +74,7 @@ func validSID(sid string) bool {
 func generate(spec AccountSpec, now time.Time) *account {
 	a := &account{
 		sid:      spec.SID,
+		seed:     spec.Seed,
 		persona:  spec.Persona,
 		loc:      spec.Location,
 		rng:      newRand(spec.Seed, 99),

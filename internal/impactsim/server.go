@@ -53,7 +53,6 @@ func (s *Server) AddAccount(spec AccountSpec) error {
 		return fmt.Errorf("%w: %s", ErrDuplicate, spec.SID)
 	}
 	a := generate(spec, s.clock.Now())
-	a.seed = spec.Seed
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.accounts[spec.SID]; ok {
