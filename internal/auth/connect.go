@@ -289,7 +289,12 @@ func (h *Callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	title, msg := "Account connected", ""
 	if err == nil {
-		if err = h.OnConnected(ctx, p, syncer.Secret(tok.RefreshToken)); err != nil {
+		if h.OnConnected == nil {
+			err = errors.New("no OnConnected hook is set")
+		} else {
+			err = h.OnConnected(ctx, p, syncer.Secret(tok.RefreshToken))
+		}
+		if err != nil {
 			log.Error("saving the OAuth connection failed", zap.String("account_id", p.AccountID), zap.Error(err))
 			err = fmt.Errorf("account %s: saving the connection failed: %w", p.AccountID, err)
 			status, title = http.StatusInternalServerError, "Connection not saved"
