@@ -6,4 +6,6 @@ import (
 )
 
 // MigrateFS applies the migrations in fsys instead of the embedded schema.
-func (d *DB) MigrateFS(ctx context.Context, fsys fs.FS) ([]string, error) { return d.migrate(ctx, fsys) }
+func (d *DB) MigrateFS(ctx context.Context, fsys fs.FS) ([]string, error) {
+	return d.migrate(ctx, fsys)
+}
