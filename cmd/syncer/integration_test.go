@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/impact-syncer/impact-syncer/internal/chtest"
+	"github.com/impact-syncer/impact-syncer/internal/impactsim"
+	"github.com/impact-syncer/impact-syncer/internal/load"
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/truthcheck"
+)
+
+// bundle is what an end-to-end test works with: the simulator, its HTTP
+// server, the test's own ClickHouse database, and the environment the CLI
+// reads.
+type bundle struct {
+	t   *testing.T
+	sim *impactsim.Server
+	api *httptest.Server
+	db  *load.DB
+	key string
+}
+
+// setup starts a simulator and points the CLI's environment at it and at a
+// fresh ClickHouse database.
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	db := chtest.Open(t)
+	sim := impactsim.New(impactsim.Options{Now: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)})
+	api := httptest.NewServer(sim.Handler())
+	t.Cleanup(api.Close)
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	b := &bundle{t: t, sim: sim, api: api, db: db, key: base64.StdEncoding.EncodeToString(k)}
+	t.Setenv("CLICKHOUSE_ADDR", chtest.Addr())
+	t.Setenv("CLICKHOUSE_DATABASE", db.Database())
+	t.Setenv("IMPACT_API_URL", api.URL)
+	t.Setenv("SYNCER_ENCRYPTION_KEY", b.key)
+	t.Setenv("SYNCER_LOG_LEVEL", "warn")
+	t.Setenv("IMPACT_AUTH_TOKEN", "")
+	return b
+}
+
+// cli runs the syncer command line in-process.
+func (b *bundle) cli(stdin string, args ...string) (string, string, error) {
+	b.t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(b.t.Context(), 5*time.Minute)
+	defer cancel()
+	err := run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func (b *bundle) mustCLI(stdin string, args ...string) string {
+	b.t.Helper()
+	out, errOut, err := b.cli(stdin, args...)
+	if err != nil {
+		b.t.Fatalf("syncer %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, tail(errOut, 3000))
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// addAccount creates a simulator account and registers it through the CLI.
+func (b *bundle) addAccount(id string, spec impactsim.AccountSpec) {
+	b.t.Helper()
+	if err := b.sim.AddAccount(spec); err != nil {
+		b.t.Fatal(err)
+	}
+	b.mustCLI(spec.Token+"\n", "accounts", "add", "--id", id, "--persona", string(spec.Persona), "--sid", spec.SID, "--token-stdin")
+}
+
+// compareAll checks every entity of the account against the simulator's truth.
+func (b *bundle) compareAll(id, sid string, entities ...syncer.Entity) {
+	b.t.Helper()
+	truth := b.sim.Truth(sid)
+	for _, e := range entities {
+		res, err := truthcheck.Compare(b.t.Context(), b.db, id, truth, e, nil)
+		if err != nil {
+			b.t.Fatalf("%s: %v", e, err)
+		}
+		b.t.Log(res)
+		if res.Expected == 0 {
+			b.t.Errorf("%s: the simulator holds no records; the comparison proves nothing", e)
+		}
+		if !res.OK() {
+			b.t.Errorf("%s differs from the simulator:\n  %s", res, strings.Join(res.Diffs, "\n  "))
+		}
+	}
+}
+
+// noDuplicateKeys checks that FINAL shows each key once.
+func (b *bundle) noDuplicateKeys(table string) {
+	b.t.Helper()
+	var rows, keys uint64
+	q := fmt.Sprintf("SELECT count(), uniqExact(account_id, id) FROM `%s` FINAL", table)
+	if err := b.db.QueryRow(b.t.Context(), q).Scan(&rows, &keys); err != nil {
+		b.t.Fatal(err)
+	}
+	if rows != keys || rows == 0 {
+		b.t.Errorf("%s: %d rows through FINAL for %d keys", table, rows, keys)
+	}
+}
+
+func brandSpec(sid string) impactsim.AccountSpec {
+	return impactsim.AccountSpec{SID: sid, Token: "tok-" + sid + "-s3cr3t-value", Persona: impactsim.Brand, Seed: 7,
+		Campaigns: 3, Actions: 2500, MediaPartners: 25, PromoCodes: 12}
+}
+
+func partnerSpec(sid string) impactsim.AccountSpec {
+	return impactsim.AccountSpec{SID: sid, Token: "tok-" + sid + "-s3cr3t-value", Persona: impactsim.Partner, Seed: 11,
+		Campaigns: 4, Actions: 1500, PromoCodes: 9}
+}
+
+func TestIntegrationSyncBrandEqualsSimulator(t *testing.T) {
+	b := setup(t)
+	b.mustCLI("", "migrate")
+	b.addAccount("northwind", brandSpec("IRBRAND0000000000000000000000001"))
+	b.mustCLI("", "sync")
+	b.compareAll("northwind", "IRBRAND0000000000000000000000001", syncer.AllEntities...)
+
+	// a second pass leaves every key once and the content unchanged
+	out := b.mustCLI("", "sync", "--account", "northwind")
+	if !strings.Contains(out, "succeeded") {
+		t.Errorf("second sync output:\n%s", out)
+	}
+	for _, e := range []string{"campaigns", "media_partners", "promo_codes", "actions", "action_updates"} {
+		b.noDuplicateKeys(e)
+	}
+	b.compareAll("northwind", "IRBRAND0000000000000000000000001", syncer.AllEntities...)
+
+	runs, err := load.NewRunStore(b.db).Runs(t.Context(), "northwind", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 12 {
+		t.Errorf("sync_runs holds %d runs, want 12 (6 entities × 2 passes)", len(runs))
+	}
+	for _, r := range runs {
+		if r.Status != syncer.RunSucceeded || r.Requests == 0 {
+			t.Errorf("run %s %s: %s, %d requests, error %q", r.ID, r.Entity, r.Status, r.Requests, r.Error)
+		}
+	}
+}
+
+func TestIntegrationSyncPartnerEqualsSimulator(t *testing.T) {
+	b := setup(t)
+	b.mustCLI("", "migrate")
+	b.addAccount("trailhead", partnerSpec("IRPARTNER00000000000000000000001"))
+	b.mustCLI("", "sync")
+	b.compareAll("trailhead", "IRPARTNER00000000000000000000001",
+		syncer.CompanyInformation, syncer.Campaigns, syncer.PromoCodes, syncer.Actions, syncer.ActionUpdates)
+}
+
+func TestIntegrationAccountsAddRefusesWrongToken(t *testing.T) {
+	b := setup(t)
+	b.mustCLI("", "migrate")
+	spec := brandSpec("IRBRAND0000000000000000000000002")
+	if err := b.sim.AddAccount(spec); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := b.cli("not-the-token\n", "accounts", "add", "--id", "x", "--persona", "brand", "--sid", spec.SID, "--token-stdin")
+	if err == nil || !strings.Contains(err.Error(), "refused these credentials") || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Fatalf("err = %v, want a clear refusal", err)
+	}
+	if strings.Contains(err.Error(), "not-the-token") {
+		t.Errorf("the error shows the token: %v", err)
+	}
+	var n uint64
+	if err := b.db.QueryRow(t.Context(), "SELECT count() FROM accounts").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("accounts holds %d rows after a refused add", n)
+	}
+}
+
+func TestIntegrationStoredTokenIsNotReadable(t *testing.T) {
+	b := setup(t)
+	b.mustCLI("", "migrate")
+	spec := brandSpec("IRBRAND0000000000000000000000003")
+	b.addAccount("acme", spec)
+	out := b.mustCLI("", "accounts", "list")
+	if !strings.Contains(out, "acme") || !strings.Contains(out, spec.SID) || strings.Contains(out, spec.Token) {
+		t.Errorf("accounts list:\n%s", out)
+	}
+	for _, needle := range []string{spec.Token, base64.StdEncoding.EncodeToString([]byte(spec.Token)), b.key} {
+		var n uint64
+		q := "SELECT count() FROM accounts WHERE position(concat(id, persona, sid, auth_kind, status, status_reason, secret_key_id, secret_ciphertext, arrayStringConcat(missing_permissions, ',')), ?) > 0"
+		if err := b.db.QueryRow(t.Context(), q, needle).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("the accounts table contains a secret in plain text (%d rows)", n)
+		}
+	}
+}
+
+func TestConfigErrorsListEveryProblem(t *testing.T) {
+	t.Setenv("SYNCER_ENCRYPTION_KEY", "short")
+	t.Setenv("SYNCER_LOG_LEVEL", "loud")
+	t.Setenv("SYNCER_CONCURRENCY", "0")
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"sync"}, strings.NewReader(""), &out, &errOut)
+	if err == nil {
+		t.Fatal("want a configuration error")
+	}
+	for _, want := range []string{"SYNCER_ENCRYPTION_KEY", "SYNCER_LOG_LEVEL", "SYNCER_CONCURRENCY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "short") {
+		t.Errorf("the error echoes the key value: %v", err)
+	}
+}
