@@ -38,6 +38,7 @@ type app struct {
 	// callback serves the OAuth redirect; oauthIdle refreshes idle OAuth
 	// connections. Both nil when OAuth is not configured.
 	callback  http.Handler
+	connector *auth.Connector
 	oauthIdle func(ctx context.Context)
 	// transport is the base HTTP transport for impact.com (tests swap it).
 	transport http.RoundTripper
