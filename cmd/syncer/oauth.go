@@ -168,7 +168,12 @@ refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.`
 	mux.Handle(redirect.Path, handler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		// let the browser get its result page before the listener goes
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 
 	authURL, err := cb.Connector.Begin(*id, p, *sid)
 	if err != nil {

@@ -46,6 +46,7 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -541,4 +542,33 @@ func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go ≥ 1.24)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Grants lists the ids of the grants issued to sid, oldest first. For tests.
+func (s *Server) Grants(sid string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id, g := range s.grants {
+		if g.sid == sid {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// IssuedTokens lists every refresh and access token the server ever issued,
+// so tests can look for them where they must not be. For tests.
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t := range s.refresh {
+		out = append(out, t)
+	}
+	for t := range s.access {
+		out = append(out, t)
+	}
+	return out
 }
