@@ -76,7 +76,7 @@ done
 echo
 echo "== attribution: payout and sale amount per campaign and state (demo-brand)"
 ch --format PrettyCompact -q "
-SELECT campaign_name AS campaign, state, count() AS actions, toDecimal64(sum(amount), 2) AS sale_amount, toDecimal64(sum(payout), 2) AS payout
+SELECT campaign_name AS campaign, state, count() AS actions, round(sum(amount), 2) AS sale_amount, round(sum(payout), 2) AS payout
 FROM actions FINAL
 WHERE account_id = 'demo-brand'
 GROUP BY campaign_name, state
