@@ -3,6 +3,7 @@
 //
 //	impactsim -addr 127.0.0.1:8088 -demo
 //	impactsim -accounts accounts.json -now 2026-04-15T12:00:00Z
+//	impactsim -accounts many.json -latency 50ms   (benchmarks: a distant API)
 //
 // At start it prints one JSON object to stdout: the listening address, the
 // clock, and each account's sid, persona and counts. The only tokens it
@@ -55,6 +56,7 @@ type config struct {
 	promoCodes int
 	now        string
 	rateLimit  int
+	latency    time.Duration
 	verbose    bool
 }
 
@@ -72,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.promoCodes, "promocodes", 20, "demo: promo codes per account")
 	fs.StringVar(&c.now, "now", "", "initial simulator clock, RFC 3339 (default: the wall clock)")
 	fs.IntVar(&c.rateLimit, "rate-limit", 0, "requests per hour per account (0: impactsim.DefaultRateLimit)")
+	fs.DurationVar(&c.latency, "latency", 0, "wall-clock delay added to every API request (e.g. 50ms), for benchmarks")
 	fs.BoolVar(&c.verbose, "v", false, "log every request to stderr")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -179,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sim := impactsim.New(impactsim.Options{Now: now, Logger: log})
+	sim := impactsim.New(impactsim.Options{Now: now, Logger: log, Latency: c.latency})
 	demoTokens := map[string]string{}
 	if c.demo {
 		demoTokens[DemoBrandSID], demoTokens[DemoPartnerSID] = DemoBrandToken, DemoPartnerToken

@@ -92,6 +92,15 @@ func wantsJSON(r *http.Request) bool {
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if d := s.Latency(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return // the client gave up; nothing to answer
+		}
+	}
 	now := s.clock.Now()
 	w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 	rq, ok := parsePath(r.URL.EscapedPath())

@@ -9,14 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Server simulates api.impact.com for any number of accounts.
 // All methods are safe for concurrent use.
 type Server struct {
-	clock *Clock
-	log   *slog.Logger
+	clock   *Clock
+	log     *slog.Logger
+	latency atomic.Int64 // time.Duration added to every API request
 
 	mu       sync.RWMutex
 	accounts map[string]*account
@@ -33,8 +35,17 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{clock: NewClock(now), log: log, accounts: map[string]*account{}}
+	s := &Server{clock: NewClock(now), log: log, accounts: map[string]*account{}}
+	s.SetLatency(opts.Latency)
+	return s
 }
+
+// SetLatency sets the wall-clock delay added to every API request (zero:
+// none; negative counts as zero).
+func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(max(d, 0))) }
+
+// Latency is the delay SetLatency or Options.Latency set.
+func (s *Server) Latency() time.Duration { return time.Duration(s.latency.Load()) }
 
 // Clock returns the simulator clock.
 func (s *Server) Clock() *Clock { return s.clock }
@@ -330,6 +341,27 @@ func (s *Server) Stats(sid string) Stats {
 		st.ByStatus, st.ByResource = map[int]int{}, map[string]int{}
 	}
 	return st
+}
+
+// TotalStats sums the request counters of every account.
+func (s *Server) TotalStats() Stats {
+	s.mu.RLock()
+	sids := append([]string(nil), s.sids...)
+	s.mu.RUnlock()
+	tot := Stats{ByStatus: map[int]int{}, ByResource: map[string]int{}}
+	for _, sid := range sids {
+		st := s.Stats(sid)
+		tot.Requests += st.Requests
+		tot.RateLimited += st.RateLimited
+		tot.FaultsServed += st.FaultsServed
+		for k, v := range st.ByStatus {
+			tot.ByStatus[k] += v
+		}
+		for k, v := range st.ByResource {
+			tot.ByResource[k] += v
+		}
+	}
+	return tot
 }
 
 // AccountInfo summarises an account as the simulator holds it now.

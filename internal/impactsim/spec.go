@@ -61,6 +61,11 @@ type Options struct {
 	Now time.Time
 	// Logger receives one debug line per request; nil discards.
 	Logger *slog.Logger
+	// Latency delays every API request (not the /_sim/ admin endpoints) by
+	// this much wall-clock time before it is served, honouring the request
+	// context: a stand-in for the network distance to api.impact.com in
+	// benchmarks. Zero means no delay. SetLatency changes it later.
+	Latency time.Duration
 }
 
 // Quirks are per-account wire-format variations (reference §7.0, §8).
