@@ -33,8 +33,15 @@ type bundle struct {
 // fresh ClickHouse database.
 func setup(t *testing.T) *bundle {
 	t.Helper()
+	return setupAt(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+}
+
+// setupAt is setup with the simulator's clock starting at now (the worker's
+// clock stays time.Now).
+func setupAt(t *testing.T, now time.Time) *bundle {
+	t.Helper()
 	db := chtest.Open(t)
-	sim := impactsim.New(impactsim.Options{Now: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)})
+	sim := impactsim.New(impactsim.Options{Now: now})
 	api := httptest.NewServer(sim.Handler())
 	t.Cleanup(api.Close)
 	k := make([]byte, 32)

@@ -17,10 +17,10 @@ type scan struct {
 	Key      WatermarkKey
 	Filter   DateFilter
 	From, To time.Time
-	// Until, when set, is stored under UntilKey on the scan's first run: the
-	// scan is complete once its watermark reaches it (the first sync's event
-	// sweep).
-	UntilKey *WatermarkKey
+	// Covers are watermarks of scans this one makes redundant (the clearing
+	// re-scan, when this scan re-reads everything it would): once every
+	// window is committed they are set to To as well.
+	Covers []WatermarkKey
 }
 
 // activity syncs Actions or ActionUpdates of every campaign scope.
@@ -153,24 +153,61 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 	var scans []scan
 	// incremental sweeps: from the watermark less the overlap (or the API's
 	// full reach on the first sync) to now
-	incremental := func(name string, f DateFilter) error {
+	incremental := func(name string, f DateFilter) (int, error) {
 		t, ok, err := wm(name)
 		if err != nil {
-			return err
+			return -1, err
 		}
 		from := reach
 		if ok {
 			from = clamp(t.Add(-o.Overlap))
 		}
 		scans = append(scans, scan{Key: key(name), Filter: f, From: from, To: now})
-		return nil
+		return len(scans) - 1, nil
 	}
-	if e == ActionUpdates {
-		return scans, incremental(ScanUpdated, ByUpdated)
+	// clearing: ClearedDate (ActionUpdates: ClearingDate) fills in after
+	// approval without counting as an update, so every ClearingInterval the
+	// actions that locked in the last ClearingLookback are read again. The
+	// re-scan reaches back from the previous one's end too, so an action that
+	// locked before a long pause and cleared during it is not left behind.
+	// cover, when >= 0, is the index of a scan of this pass that already
+	// re-reads every such action: it stands in for the re-scan.
+	clearing := func(cover int) error {
+		last, ok, err := wm(ScanClearing)
+		if err != nil {
+			return err
+		}
+		if ok && now.Sub(last) < o.ClearingInterval {
+			return nil
+		}
+		from := now.Add(-o.ClearingLookback)
+		if ok && last.Add(-o.ClearingLookback).Before(from) {
+			from = last.Add(-o.ClearingLookback)
+		}
+		from = clamp(from)
+		if cover >= 0 && !scans[cover].From.After(from) {
+			scans[cover].Covers = append(scans[cover].Covers, key(ScanClearing))
+			return nil
+		}
+		scans = append(scans, scan{Key: key(ScanClearing), Filter: ByLocking, From: from, To: now})
+		return nil
 	}
 	_, haveUpdated, err := wm(ScanUpdated)
 	if err != nil {
 		return nil, err
+	}
+	if e == ActionUpdates {
+		up, err := incremental(ScanUpdated, ByUpdated)
+		if err != nil {
+			return nil, err
+		}
+		// The first sweep by UpdateDate over the whole reach reads every
+		// update as of now: an update whose action can still clear was made
+		// after its EventDate, less than 730 days before its LockingDate.
+		if haveUpdated {
+			up = -1
+		}
+		return scans, clearing(up)
 	}
 	// The first sync also sweeps EventDate over the whole reach: together
 	// with the last-updated and locking sweeps it reaches every action any of
@@ -199,23 +236,18 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 			scans = append(scans, scan{Key: key(ScanEvent), Filter: ByEvent, From: from, To: until})
 		}
 	}
-	if err := incremental(ScanUpdated, ByUpdated); err != nil {
+	if _, err := incremental(ScanUpdated, ByUpdated); err != nil {
 		return nil, err
 	}
-	if err := incremental(ScanLocking, ByLocking); err != nil {
+	// The locking sweep re-reads every action that locked since the last
+	// run in its present state; when it reaches back as far as the clearing
+	// re-scan would (the first sync), it stands in for it.
+	lock, err := incremental(ScanLocking, ByLocking)
+	if err != nil {
 		return nil, err
 	}
-	// ClearedDate fills in after approval without counting as an update:
-	// re-read recently locked actions now and then.
-	if haveUpdated {
-		last, ok, err := wm(ScanClearing)
-		if err != nil {
-			return nil, err
-		}
-		if !ok || now.Sub(last) >= o.ClearingInterval {
-			scans = append(scans, scan{Key: key(ScanClearing), Filter: ByLocking,
-				From: clamp(now.Add(-o.ClearingLookback)), To: now})
-		}
+	if err := clearing(lock); err != nil {
+		return nil, err
 	}
 	return scans, nil
 }
@@ -318,6 +350,11 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, 
 		}
 		if commit {
 			ld.commit(sc.Key, w.End)
+			if w.End.Equal(sc.To) {
+				for _, k := range sc.Covers {
+					ld.commit(k, w.End)
+				}
+			}
 		} else {
 			ld.flush()
 		}
