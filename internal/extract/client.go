@@ -127,6 +127,12 @@ func NewClient(o Options) (*Client, error) {
 	if o.BackoffMax == 0 {
 		o.BackoffMax = time.Minute
 	}
+	for e, n := range o.PageSize {
+		if _, lo, hi := pageLimits(e, o.Persona); n > 0 && (n < lo || n > hi) {
+			o.Logger.Warn("page size outside the range impact.com accepts; using the nearest allowed",
+				zap.String("entity", string(e)), zap.Int("configured", n), zap.Int("min", lo), zap.Int("max", hi))
+		}
+	}
 	if o.MaxPages == 0 {
 		o.MaxPages = 10000
 	}
@@ -155,14 +161,29 @@ func NewClient(o Options) (*Client, error) {
 // noRedirects keeps credentials from following a redirect to another host.
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// pageSize is the PageSize asked for e: the configured one, kept inside the
+// range the API accepts (reference §3.1), since a PageSize outside it is
+// refused (400) on every request.
 func (c *Client) pageSize(e syncer.Entity) int {
-	if n, ok := c.opt.PageSize[e]; ok && n > 0 {
-		return n
+	n, lo, hi := pageLimits(e, c.opt.Persona)
+	if v := c.opt.PageSize[e]; v > 0 {
+		n = min(max(v, lo), hi)
 	}
-	if e == syncer.Actions || e == syncer.ActionUpdates {
-		return 20000
+	return n
+}
+
+// pageLimits are the API's PageSize default and range for an entity:
+// Actions and ActionUpdates 20,000, at least 2,000 (the 2,000 minimum is
+// documented for Actions; it is assumed for ActionUpdates too, as the
+// simulator does); partner PromoCodes 50 to 1,000; 20,000 at most anywhere.
+func pageLimits(e syncer.Entity, p syncer.Persona) (def, lo, hi int) {
+	switch {
+	case e == syncer.Actions || e == syncer.ActionUpdates:
+		return 20000, 2000, 20000
+	case e == syncer.PromoCodes && p == syncer.Partner:
+		return 1000, 50, 1000
 	}
-	return 1000
+	return 1000, 1, 20000
 }
 
 // ServerNow is impact.com's current time: the Date of the most recent
@@ -542,16 +563,20 @@ func (c *Client) decide(err error, failures, waits *int) decision {
 	var rl *syncer.RateLimitedError
 	var tr *syncer.TransientError
 	switch {
+	case syncer.IsCredentialDead(err):
+		// checked first: an OAuth transport whose refresh token was refused
+		// fails inside a network error, but retrying cannot revive it
+		return decision{reason: "the credential is dead"}
 	case errors.As(err, &rl):
 		*waits++
 		if *waits > c.opt.MaxRateLimitWaits {
 			return decision{reason: "too many 429s"}
 		}
-		wait := time.Until(rl.RetryAt)
+		var wait time.Duration
 		if !rl.RetryAt.IsZero() {
 			wait = rl.RetryAt.Sub(c.opt.Now())
 		}
-		if rl.RetryAt.IsZero() || wait <= 0 {
+		if wait <= 0 {
 			wait = c.backoff(*waits)
 		}
 		return decision{retry: true, rateLimited: true, wait: wait, reason: "429 Too Many Requests"}
@@ -593,6 +618,11 @@ func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *synce
 		c.observe(e, 0)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if syncer.IsCredentialDead(err) {
+			// the transport could not authenticate the request (OAuth
+			// invalid_grant): not a network failure, not transient
+			return nil, fmt.Errorf("%s: %w", endpoint, scrubURL(err))
 		}
 		return nil, &syncer.TransientError{Endpoint: endpoint, Err: scrubURL(err)}
 	}

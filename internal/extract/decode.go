@@ -125,7 +125,7 @@ func decodeRecord(l *layout, raw []byte) (decoded, error) {
 		if prio[i] >= 0 {
 			v = found[i]
 		}
-		out, err := convert(c.Type, v, prio[i] >= 0)
+		out, err := convert(c.Type, v, prio[i] >= 0, c.Fields[max(prio[i], 0)])
 		if err != nil {
 			return d, &fieldError{field: c.Fields[max(prio[i], 0)], err: err}
 		}
@@ -155,8 +155,8 @@ func scalarText(v value) (string, error) {
 var epoch = time.Unix(0, 0).UTC()
 
 // convert turns a scanned value into the Go value for a column type. present
-// is false for a field the record does not carry.
-func convert(t syncer.Type, v value, present bool) (any, error) {
+// is false for a field the record does not carry; path is the field's path.
+func convert(t syncer.Type, v value, present bool, path string) (any, error) {
 	switch t {
 	case syncer.String:
 		if !present {
@@ -247,18 +247,97 @@ func convert(t syncer.Type, v value, present bool) (any, error) {
 			return "[]", nil
 		}
 		switch v.kind {
-		case kObject:
-			return "[" + string(v.raw) + "]", nil // a single element sent as an object
+		case kObject: // a single element sent as an object
+			return string(appendCanonJSON(append(make([]byte, 0, len(v.raw)+2), '['), v, path)) + "]", nil
 		case kNull:
 			return "[]", nil
 		case kString:
 			if len(v.raw) == 2 {
 				return "[]", nil
 			}
+			return string(v.raw), nil
 		}
-		return string(v.raw), nil
+		return string(appendCanonJSON(make([]byte, 0, len(v.raw)), v, path)), nil
 	}
 	return nil, fmt.Errorf("unknown column type %d", t)
+}
+
+// nestedArrays are the array members documented inside JSON columns
+// (reference §7.4), by field path. The API may send a one-element array as
+// the bare element, and an empty one as null or "".
+var nestedArrays = map[string]bool{
+	"Programs.Groups": true,
+	"Contacts.Phones": true,
+	"Contacts.Labels": true,
+}
+
+// appendCanonJSON appends the value of a JSON column in the documented shape,
+// whatever the wire quirks: numbers become strings holding their literal text
+// (the API documents every scalar but booleans as a string, and a consumer
+// reading the column should not find 24125 in one row and "24125" in the
+// next), and documented nested arrays sent as a single element become arrays.
+// Everything else is kept as sent; the record's raw JSON keeps the original.
+// v must be a complete, validated value; path is its field path.
+func appendCanonJSON(dst []byte, v value, path string) []byte {
+	switch v.kind {
+	case kNumber:
+		dst = append(dst, '"')
+		dst = append(dst, v.raw...)
+		return append(dst, '"')
+	case kArray:
+		dst = append(dst, '[')
+		n := 0
+		_ = elements(v.raw, func(e value) error {
+			if n++; n > 1 {
+				dst = append(dst, ',')
+			}
+			dst = appendCanonJSON(dst, e, path)
+			return nil
+		})
+		return append(dst, ']')
+	case kObject:
+		dst = append(dst, '{')
+		n := 0
+		_ = members(v.raw, func(key string, m value) error {
+			if n++; n > 1 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, key)
+			dst = append(dst, ':')
+			p := path + "." + key
+			if !nestedArrays[p] || m.kind == kArray {
+				dst = appendCanonJSON(dst, m, p)
+				return nil
+			}
+			if isEmpty(m) {
+				dst = append(dst, "[]"...)
+				return nil
+			}
+			dst = append(dst, '[')
+			dst = appendCanonJSON(dst, m, p)
+			dst = append(dst, ']')
+			return nil
+		})
+		return append(dst, '}')
+	}
+	return append(dst, v.raw...)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
 }
 
 // maxMoneyDigits is the integer digits Decimal(18, 8) holds.

@@ -154,7 +154,7 @@ func TestDecodeToleratesWireVariants(t *testing.T) {
 		"id":                                    "24125",
 		"list_in_marketplace":                   uint8(1),
 		"rating":                                int64(3),
-		"company_contacts":                      `[{"FirstName": "Dana"}]`,
+		"company_contacts":                      `[{"FirstName":"Dana"}]`,
 		"has_stand_down_policy":                 uint8(0),
 		"gateway_tracking_settings_ssl_support": uint8(1),
 	}
@@ -168,6 +168,42 @@ func TestDecodeToleratesWireVariants(t *testing.T) {
 	}
 	if strings.Join(d.unknown, ",") != "NewFieldFromV15,GatewayTrackingSettings.Brand" {
 		t.Errorf("unknown = %v", d.unknown)
+	}
+}
+
+// JSON columns are stored in the documented shape whatever the wire quirks:
+// numbers as the strings the API documents, documented nested arrays as
+// arrays even when one element came as a bare object, and nothing else
+// touched.
+func TestDecodeJSONColumnsCanonical(t *testing.T) {
+	raw := `{"Id": 1,
+		"Programs": {"Id": 24125, "Groups": {"GroupId": 7731, "GroupName": "Content"}, "JoinDate": "2024-02-09T13:05:51-08:00", "ExpirationDate": ""},
+		"Contacts": [{"Labels": "Primary", "Phones": null, "IsPrimary": true, "Rate": -1.50e2, "Odd \"key\"\n": {"Nested": 2}},
+		             {"Labels": ["A", "B"], "Phones": "", "IsPrimary": false}],
+		"LinkedAccounts": [],
+		"Properties": null}`
+	d, err := decodeRecord(layouts[syncer.MediaPartners], []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"programs": `[{"Id":"24125","Groups":[{"GroupId":"7731","GroupName":"Content"}],"JoinDate":"2024-02-09T13:05:51-08:00","ExpirationDate":""}]`,
+		"contacts": `[{"Labels":["Primary"],"Phones":[],"IsPrimary":true,"Rate":"-1.50e2","Odd \"key\"\u000a":{"Nested":"2"}},` +
+			`{"Labels":["A","B"],"Phones":[],"IsPrimary":false}]`,
+		"linked_accounts": `[]`,
+		"properties":      `[]`,
+	}
+	for col, w := range want {
+		got := val(t, syncer.MediaPartners, d.rec, col).(string)
+		if got != w {
+			t.Errorf("%s =\n %s\nwant\n %s", col, got, w)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Errorf("%s is not valid JSON", col)
+		}
+	}
+	if d.rec.Raw != raw {
+		t.Error("Raw is not the record as received")
 	}
 }
 

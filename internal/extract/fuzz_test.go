@@ -21,6 +21,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	}
 	f.Add([]byte(`{"Id": 1, "Payout": "1e3", "EventDate": "2026-01-01T00:00:00Z", "ShippingRegions": "US"}`))
 	f.Add([]byte(`{"Actions": {"Id": "1"}, "@total": "1"}`))
+	f.Add([]byte(`{"Id": 7, "Programs": {"Id": 1, "Groups": {"GroupId": 2}}, "Contacts": [{"Labels": "P", "Phones": null, "k\\u0001\\"": 1.5e3}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := document(data)
 		if err != nil {
@@ -34,6 +35,17 @@ func FuzzDecodeRecord(f *testing.F) {
 				d, err := decodeRecord(layouts[e], v.raw)
 				if err == nil && d.rec.Raw != string(v.raw) {
 					t.Fatalf("raw changed")
+				}
+				if err != nil {
+					continue
+				}
+				for i, c := range syncer.Tables[e].Columns {
+					if c.Type != syncer.JSON {
+						continue
+					}
+					if s := d.rec.Values[i].(string); !json.Valid([]byte(s)) {
+						t.Fatalf("%s column %s is not JSON: %q", e, c.Name, s)
+					}
 				}
 			}
 		}
