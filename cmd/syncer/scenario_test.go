@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/impact-syncer/impact-syncer/internal/impactsim"
+	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 	"github.com/impact-syncer/impact-syncer/internal/truthcheck"
 )
@@ -236,4 +237,206 @@ func entitiesOf(p impactsim.Persona) []syncer.Entity {
 		}
 	}
 	return out
+}
+
+// idleRequests is the fewest requests an incremental `syncer sync` can make
+// when nothing changed: one per catalog entity (each fits one page), and per
+// campaign scope (every campaign for a brand, the account for a partner) one
+// request each for the Actions last-updated and locking sweeps and the
+// ActionUpdates last-updated sweep, each a single window of about a day.
+func idleRequests(p impactsim.Persona, campaigns int) int {
+	catalogs := len(entitiesOf(p)) - len(syncer.ActivityEntities)
+	scopes := 1
+	if p == impactsim.Brand {
+		scopes = campaigns
+	}
+	return catalogs + 3*scopes
+}
+
+// TestIntegrationScenarioRepeatedIncrementalRunsAreIdleAndIdentical: after
+// a first sync, the same incremental run three times leaves identical
+// content, equal to the truth, and each spends exactly the minimum of
+// requests its scans need.
+func TestIntegrationScenarioRepeatedIncrementalRunsAreIdleAndIdentical(t *testing.T) {
+	for _, p := range scenarioPersonas {
+		t.Run(string(p), func(t *testing.T) {
+			b := setup(t)
+			b.mustCLI("", "migrate")
+			spec := scenarioSpec(p, "IRIDLE"+strings.ToUpper(string(p))+"0000000000001", 2000)
+			acct := b.addScenarioAccount(spec)
+			b.mustCLI("", "sync")
+			first := b.snapshot(acct)
+			b.compareActivity(acct, nil, nil)
+			want := idleRequests(p, spec.Campaigns)
+			for run := 1; run <= 3; run++ {
+				before := b.sim.Stats(acct.sid)
+				b.mustCLI("", "sync", "--account", acct.id)
+				after := b.sim.Stats(acct.sid)
+				got := after.Requests - before.Requests
+				t.Logf("%s idle run %d: %d API requests (minimum %d): %v", p, run, got, want, resourceDelta(before, after))
+				if got != want {
+					t.Errorf("idle run %d made %d requests, want the minimum %d", run, got, want)
+				}
+				if !reflect.DeepEqual(b.snapshot(acct), first) {
+					t.Errorf("run %d changed the content of actions or action_updates", run)
+				}
+			}
+			// The worker's Actions schedule syncs only actions and
+			// action_updates: one extra request (campaigns for a brand,
+			// company information for a partner) learns the API's clock.
+			before := b.sim.Stats(acct.sid)
+			b.mustCLI("", "sync", "--account", acct.id, "--entities", "actions,action_updates")
+			after := b.sim.Stats(acct.sid)
+			want = 1 + idleRequests(p, spec.Campaigns) - (len(entitiesOf(p)) - len(syncer.ActivityEntities))
+			t.Logf("%s idle actions-only run: %d API requests (minimum %d): %v", p, after.Requests-before.Requests, want, resourceDelta(before, after))
+			if got := after.Requests - before.Requests; got != want {
+				t.Errorf("idle actions-only run made %d requests, want the minimum %d", got, want)
+			}
+			b.compareActivity(acct, nil, nil)
+		})
+	}
+}
+
+func resourceDelta(before, after impactsim.Stats) map[string]int {
+	out := map[string]int{}
+	for k, v := range after.ByResource {
+		if d := v - before.ByResource[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// inWindow keeps truth records whose field (a time) lies in [from, to].
+func inWindow(field string, from, to time.Time) keep {
+	return func(v reflect.Value) bool {
+		t := v.FieldByName(field).Interface().(time.Time)
+		return !t.Before(from) && !t.After(to)
+	}
+}
+
+// TestIntegrationScenarioBackfillBisectsCrowdedWindows: a backfill whose
+// windows hold more than ten pages (PageSize 2000, over 20,000 actions in
+// the range) splits them and loads exactly the actions of the range (by
+// EventDate) and the action updates of the range (by UpdateDate).
+func TestIntegrationScenarioBackfillBisectsCrowdedWindows(t *testing.T) {
+	for _, p := range scenarioPersonas {
+		t.Run(string(p), func(t *testing.T) {
+			b := setup(t)
+			t.Setenv("SYNCER_PAGE_SIZE_ACTIONS", "2000")
+			b.mustCLI("", "migrate")
+			spec := scenarioSpec(p, "IRBISECT"+strings.ToUpper(string(p))+"00000000001", 26000)
+			spec.Campaigns, spec.History = 1, 30*day
+			acct := b.addScenarioAccount(spec)
+			now := b.sim.Clock().Now()
+			from := now.Add(-27 * day).Truncate(day)
+			to := now.Add(-day).Truncate(day).Add(day - time.Second) // --to is a whole day
+			before := b.sim.Stats(acct.sid)
+			b.mustCLI("", "backfill", "--account", acct.id, "--entities", "actions,action_updates",
+				"--from", from.Format(time.DateOnly), "--to", to.Format(time.DateOnly))
+			after := b.sim.Stats(acct.sid)
+			refused := after.ByStatus[400] - before.ByStatus[400]
+			t.Logf("%s backfill %s..%s: %d requests, %d windows refused as more than 10 pages", p,
+				from.Format(time.DateOnly), to.Format(time.DateOnly), after.Requests-before.Requests, refused)
+			if refused < 2 {
+				t.Errorf("%d windows were refused as too large; the test must force bisection of actions and action_updates", refused)
+			}
+			n := 0
+			for _, a := range b.sim.Truth(acct.sid).Actions {
+				if inWindow("EventDate", from, to)(reflect.ValueOf(a)) {
+					n++
+				}
+			}
+			if n <= 10*2000 {
+				t.Fatalf("only %d actions in the range; more than 20000 are needed to exceed 10 pages", n)
+			}
+			b.compareActivity(acct, inWindow("EventDate", from, to), inWindow("UpdateDate", from, to))
+			b.noDuplicateKeys("actions")
+		})
+	}
+}
+
+// scopes are the campaign scopes the sync keeps watermarks for: every
+// campaign of a brand, the whole account ("") for a partner.
+func scopes(truth impactsim.Truth) []string {
+	if truth.Persona == impactsim.Partner {
+		return []string{""}
+	}
+	var out []string
+	for _, c := range truth.Campaigns {
+		out = append(out, c.Id)
+	}
+	return out
+}
+
+// watermarksFollow checks that every incremental watermark of the account
+// ended at the simulator's now (the API's Date), not at the worker's clock.
+func (b *bundle) watermarksFollow(acct scenarioAccount, apiNow time.Time) {
+	b.t.Helper()
+	st := load.NewStateStore(b.db)
+	n := 0
+	for _, e := range syncer.ActivityEntities {
+		scans := []string{syncer.ScanUpdated, syncer.ScanLocking, syncer.ScanClearing}
+		if e == syncer.ActionUpdates {
+			scans = []string{syncer.ScanUpdated, syncer.ScanClearing}
+		}
+		for _, campaign := range scopes(b.sim.Truth(acct.sid)) {
+			for _, scan := range scans {
+				k := syncer.WatermarkKey{AccountID: acct.id, Entity: e, CampaignID: campaign, Scan: scan}
+				wm, ok, err := st.Watermark(b.t.Context(), k)
+				if err != nil {
+					b.t.Fatal(err)
+				}
+				if !ok {
+					b.t.Errorf("no %s watermark for %s campaign %q", scan, e, campaign)
+					continue
+				}
+				n++
+				if wm.Before(apiNow.Add(-time.Second)) || wm.After(apiNow.Add(time.Minute)) {
+					b.t.Errorf("%s %s watermark of campaign %q is %s; the API's clock says %s (worker's %s)", e, scan,
+						campaign, wm.Format(time.RFC3339), apiNow.Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
+				}
+			}
+		}
+	}
+	b.t.Logf("%d watermarks end at the API's now %s", n, apiNow.Format(time.RFC3339))
+}
+
+// TestIntegrationScenarioWindowsFollowTheAPIClock (issue 10): the
+// simulator's clock runs 60 days ahead of the worker's, or 2 days behind;
+// approvals, modifications, reversals and new actions happen between runs;
+// the warehouse still equals the truth, every watermark ends at the API's
+// Date and the skew is logged.
+func TestIntegrationScenarioWindowsFollowTheAPIClock(t *testing.T) {
+	for _, skew := range []time.Duration{60 * day, -2 * day} {
+		for _, p := range scenarioPersonas {
+			t.Run(fmt.Sprintf("%s/api_%+dd", p, int(skew/day)), func(t *testing.T) {
+				b := setupAt(t, time.Now().Add(skew))
+				t.Setenv("SYNCER_LOG_LEVEL", "warn")
+				b.mustCLI("", "migrate")
+				acct := b.addScenarioAccount(scenarioSpec(p, "IRSKEW"+strings.ToUpper(string(p))+"0000000000001", 1500))
+				for round := 0; round < 3; round++ {
+					if round > 0 {
+						before := b.sim.Truth(acct.sid)
+						b.sim.Clock().Advance(6 * day)
+						b.churn(acct, 10)
+						b.sim.Clock().Advance(6 * day)
+						diffTruth(before, b.sim.Truth(acct.sid)).requireAll(t)
+					}
+					_, stderr, err := b.cli("", "sync", "--account", acct.id)
+					if err != nil {
+						t.Fatalf("sync: %v\n%s", err, tail(stderr, 3000))
+					}
+					if !strings.Contains(stderr, "clock differs") {
+						t.Errorf("the skew of %s was not logged; stderr:\n%s", skew, tail(stderr, 2000))
+					}
+					b.compareAll(acct.id, acct.sid, entitiesOf(p)...)
+					b.watermarksFollow(acct, b.sim.Clock().Now())
+					if t.Failed() {
+						t.FailNow()
+					}
+				}
+			})
+		}
+	}
 }
