@@ -60,7 +60,7 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 		plans = append(plans, scoped{campaign, scans})
 	}
 	prog := &progress{s: p.s, accountID: p.acct.ID, entity: e, total: total, started: time.Now(), tally: TallyFrom(ctx)}
-	ld := newLoader(ctx, p.s, p.acct.ID, e)
+	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize)
 	var decodeErrs []error
 	for _, pl := range plans {
 		for _, sc := range pl.scans {
@@ -133,7 +133,7 @@ func (pr *progress) report(campaign string) {
 
 // plan lists the scans one campaign scope needs now.
 func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Time) ([]scan, error) {
-	o := p.s.Options
+	o := p.opt
 	reach := now.Add(-o.Reach)
 	key := func(name string) WatermarkKey {
 		return WatermarkKey{AccountID: p.acct.ID, Entity: e, CampaignID: campaign, Scan: name}
@@ -393,9 +393,9 @@ type loadJob struct {
 	mark time.Time
 }
 
-func newLoader(ctx context.Context, s *Syncer, accountID string, e Entity) *loader {
+func newLoader(ctx context.Context, s *Syncer, accountID string, e Entity, batchSize int) *loader {
 	ld := &loader{s: s, accountID: accountID, entity: e, part: Tables[e].Partition,
-		batchSize: s.Options.BatchSize, buffers: map[int64][]Record{}, jobs: make(chan loadJob, 1)}
+		batchSize: batchSize, buffers: map[int64][]Record{}, jobs: make(chan loadJob, 1)}
 	ld.wg.Add(1)
 	go ld.run(ctx)
 	return ld

@@ -163,6 +163,7 @@ func (r AccountResult) Failed() bool {
 // pass is the state of one account pass.
 type pass struct {
 	s       *Syncer
+	opt     Options // s.Options with defaults
 	acct    Account
 	src     Source
 	log     *zap.Logger
@@ -180,7 +181,8 @@ type pass struct {
 // order. One entity's failure does not stop the others, except a dead
 // credential, which stops the pass and flags the account for reconnection.
 func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) AccountResult {
-	s.Options.defaults()
+	opt := s.Options // a copy: passes of many accounts run at once
+	opt.defaults()
 	log := s.Logger.With(zap.String("account_id", a.ID))
 	res := AccountResult{Account: a}
 	if s.Locker != nil {
@@ -199,7 +201,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		}
 		return res
 	}
-	p := &pass{s: s, acct: a, src: src, log: log, req: req, missing: map[string]bool{}, granted: map[string]bool{}}
+	p := &pass{s: s, opt: opt, acct: a, src: src, log: log, req: req, missing: map[string]bool{}, granted: map[string]bool{}}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
 	}
