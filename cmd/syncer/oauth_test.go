@@ -296,7 +296,8 @@ func newKeyB64() string { return auth.GenerateKey().Reveal() }
 // text.
 func dumpDatabase(t *testing.T, db *load.DB) string {
 	t.Helper()
-	rows, err := db.Query(t.Context(), "SELECT table, name, type FROM system.columns WHERE database = ? ORDER BY table", db.Database())
+	// tables only: views show the same data again
+	rows, err := db.Query(t.Context(), "SELECT table, name, type FROM system.columns WHERE database = ? AND table IN (SELECT name FROM system.tables WHERE database = ? AND engine NOT LIKE '%View') ORDER BY table", db.Database(), db.Database())
 	if err != nil {
 		t.Fatal(err)
 	}
