@@ -49,6 +49,9 @@ run: build clickhouse ## the long-lived worker against real impact.com, configur
 bench: build clickhouse ## benchmarks against the simulator and local ClickHouse (not part of make test)
 	scripts/bench.sh
 
+screenshot: build clickhouse ## the status page in headless Chromium: simulator + worker on the local ClickHouse, / saved as docs/status-page.png
+	scripts/screenshot.sh status-page docs/status-page.png
+
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

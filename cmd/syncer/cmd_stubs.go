@@ -1,5 +1,1 @@
 package main
-
-import "net/http"
-
-func (a *app) statusPage(w http.ResponseWriter, r *http.Request) { http.Error(w, "not yet", 501) }
