@@ -202,13 +202,18 @@ func (c *Client) ServerNow() (t time.Time, ok bool) {
 // object, no envelope. It doubles as the credential check.
 func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) {
 	const e = syncer.CompanyInformation
-	body, err := c.fetch(ctx, e, c.base+c.root+"/"+e.Resource())
+	u := c.base + c.root + "/" + e.Resource()
+	body, err := c.fetch(ctx, e, u)
 	if err != nil {
 		return syncer.Record{}, err
 	}
 	root, err := document(body)
 	if err != nil {
-		return syncer.Record{}, &syncer.TransientError{Endpoint: e.Resource(), Status: 200, Err: err}
+		// truncated or malformed body: read it again
+		if body, err = c.refetch(ctx, e, u, err); err != nil {
+			return syncer.Record{}, err
+		}
+		root, _ = document(body)
 	}
 	if root.kind != kObject {
 		return syncer.Record{}, &syncer.TransientError{Endpoint: e.Resource(), Status: 200,
@@ -342,10 +347,12 @@ func (c *Client) paginate(ctx context.Context, q syncer.Query, first string, yie
 				// truncated or malformed body: read the page again
 				body, err = c.refetch(ctx, q.Entity, next, err)
 				if err == nil {
-					p, err = parsePage(body, keys)
+					if p, err = parsePage(body, keys); err != nil {
+						err = &syncer.TransientError{Endpoint: endpoint, Status: 200, Err: err}
+					}
 				}
 				if err != nil {
-					yield(syncer.Record{}, &syncer.TransientError{Endpoint: endpoint, Status: 200, Err: err})
+					yield(syncer.Record{}, err)
 					return false
 				}
 			}
@@ -476,7 +483,9 @@ func (c *Client) noteUnknown(e syncer.Entity, field string) {
 	}
 }
 
-// refetch reads a page again after its body could not be parsed.
+// refetch reads a page again after its body could not be parsed, and
+// returns a body that is one complete JSON value. Errors: fetch's, or a
+// *syncer.TransientError when every attempt was unreadable.
 func (c *Client) refetch(ctx context.Context, e syncer.Entity, u string, cause error) ([]byte, error) {
 	var err error = cause
 	for attempt := 1; attempt < c.opt.MaxAttempts; attempt++ {
@@ -492,13 +501,11 @@ func (c *Client) refetch(ctx context.Context, e syncer.Entity, u string, cause e
 		if err != nil {
 			return nil, err
 		}
-		if _, perr := document(body); perr == nil {
+		if _, err = document(body); err == nil {
 			return body, nil
-		} else {
-			err = perr
 		}
 	}
-	return nil, err
+	return nil, &syncer.TransientError{Endpoint: e.Resource(), Status: http.StatusOK, Err: err}
 }
 
 // maxBody bounds one response body (a 20,000-action page is about 30 MB).
@@ -510,7 +517,7 @@ func (c *Client) fetch(ctx context.Context, e syncer.Entity, u string) ([]byte, 
 	tally := syncer.TallyFrom(ctx)
 	failures, waits := 0, 0
 	for {
-		if err := c.pace(ctx, tally); err != nil {
+		if err := c.pace(ctx, e, tally); err != nil {
 			return nil, err
 		}
 		body, err := c.do(ctx, e, u, tally)
@@ -519,6 +526,11 @@ func (c *Client) fetch(ctx context.Context, e syncer.Entity, u string) ([]byte, 
 		}
 		d := c.decide(err, &failures, &waits)
 		if !d.retry {
+			return nil, err
+		}
+		if dl, ok := ctx.Deadline(); ok && d.rateLimited && time.Until(dl) < d.wait {
+			// the wait would outlast the context: say when to come back now
+			// rather than fail with a deadline later
 			return nil, err
 		}
 		c.log.Info("retrying impact.com request", zap.String("entity", string(e)),
@@ -534,12 +546,15 @@ func (c *Client) fetch(ctx context.Context, e syncer.Entity, u string) ([]byte, 
 	}
 }
 
-// pace waits until the rate limit allows another request.
-func (c *Client) pace(ctx context.Context, tally *syncer.Tally) error {
+// pace waits until the rate limit allows another request to e's endpoint.
+func (c *Client) pace(ctx context.Context, e syncer.Entity, tally *syncer.Tally) error {
 	for {
-		wait := c.limiter.reserve(c.opt.Now())
+		wait := c.limiter.reserve(e.Resource(), c.opt.Now())
 		if wait <= 0 {
 			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return &syncer.RateLimitedError{Endpoint: e.Resource(), RetryAt: c.opt.Now().Add(wait)}
 		}
 		tally.RateLimitWaits.Add(1)
 		c.log.Info("pacing: rate-limit budget used up; waiting for the reset", zap.Duration("wait", wait))
@@ -605,7 +620,7 @@ func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *synce
 	endpoint := e.Resource()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		c.limiter.done(nil, 0, c.opt.Now())
+		c.limiter.done(endpoint, nil, 0, c.opt.Now())
 		return nil, fmt.Errorf("%s: %w", endpoint, err)
 	}
 	req.Header.Set("Accept", "application/json")
@@ -614,7 +629,7 @@ func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *synce
 	tally.Requests.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.limiter.done(nil, 0, c.opt.Now())
+		c.limiter.done(endpoint, nil, 0, c.opt.Now())
 		c.observe(e, 0)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -628,7 +643,7 @@ func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *synce
 	}
 	defer resp.Body.Close()
 	now := c.opt.Now()
-	c.limiter.done(resp.Header, resp.StatusCode, now)
+	c.limiter.done(endpoint, resp.Header, resp.StatusCode, now)
 	c.observe(e, resp.StatusCode)
 	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
 		c.mu.Lock()

@@ -664,84 +664,105 @@ func TestClientUnknownFieldsKeptAndReported(t *testing.T) {
 
 // ---- faults: retries (reference §5.4, §6.2, §8.8) ----
 
-// faultTest injects faults on the brand's Campaigns and checks that the
-// client retries through them to the full, correct result.
-func faultTest(t *testing.T, faults ...impactsim.Fault) (*bundle, *syncer.Tally) {
+// faultTest injects faults in front of one read of each kind — the bare
+// CompanyInformation object, a Campaigns list, an Actions window — and
+// checks that the client retries through them to the full, correct result.
+// check, when set, inspects each case's tally and bundle.
+func faultTest(t *testing.T, check func(t *testing.T, b *bundle, tally *syncer.Tally), faults ...impactsim.Fault) {
 	t.Helper()
-	b := setup(t, brandSpec())
-	b.sim.InjectFaults(brandSID, faults...)
-	tally := &syncer.Tally{}
-	ctx := syncer.WithTally(t.Context(), tally)
-	r := drain(b.brand().Records(ctx, syncer.Query{Entity: syncer.Campaigns}))
-	if r.err != nil {
-		t.Fatalf("read failed: %v", r.err)
+	for _, e := range []syncer.Entity{syncer.CompanyInformation, syncer.Campaigns, syncer.Actions} {
+		t.Run(string(e), func(t *testing.T) {
+			b := setup(t, brandSpec())
+			q := b.queries(brandSID, e)[0]
+			fs := slices.Clone(faults)
+			for i := range fs {
+				fs[i].Match = e.Resource()
+			}
+			b.sim.InjectFaults(brandSID, fs...)
+			tally := &syncer.Tally{}
+			r := drain(b.brand().Records(syncer.WithTally(t.Context(), tally), q))
+			if r.err != nil {
+				t.Fatalf("read failed: %v", r.err)
+			}
+			want := truthRecords(b.truth(brandSID), e)
+			if e == syncer.Actions {
+				for id, v := range want {
+					if v.FieldByName("CampaignId").String() != q.CampaignID {
+						delete(want, id)
+					}
+				}
+			}
+			wantTruth(t, e, want, r.recs)
+			if st := b.sim.Stats(brandSID); st.FaultsServed == 0 {
+				t.Fatal("no fault was served")
+			}
+			if check != nil {
+				check(t, b, tally)
+			}
+		})
 	}
-	wantTruth(t, syncer.Campaigns, truthRecords(b.truth(brandSID), syncer.Campaigns), r.recs)
-	if st := b.sim.Stats(brandSID); st.FaultsServed == 0 {
-		t.Fatal("no fault was served")
+}
+
+func wantRetries(n uint64) func(t *testing.T, b *bundle, tally *syncer.Tally) {
+	return func(t *testing.T, b *bundle, tally *syncer.Tally) {
+		if got := tally.Retries.Load(); got != n {
+			t.Errorf("retries = %d, want %d", got, n)
+		}
 	}
-	return b, tally
 }
 
 func TestClientRetriesHTML500(t *testing.T) {
 	t.Parallel()
-	_, tally := faultTest(t, impactsim.Fault{Kind: impactsim.FaultHTML500, Times: 2})
-	if tally.Retries.Load() != 2 {
-		t.Errorf("retries = %d, want 2", tally.Retries.Load())
-	}
+	faultTest(t, wantRetries(2), impactsim.Fault{Kind: impactsim.FaultHTML500, Times: 2})
 }
 
 func TestClientRetriesEmpty500(t *testing.T) {
 	t.Parallel()
-	_, tally := faultTest(t, impactsim.Fault{Kind: impactsim.FaultEmpty500, Times: 2})
-	if tally.Retries.Load() != 2 {
-		t.Errorf("retries = %d, want 2", tally.Retries.Load())
-	}
+	faultTest(t, wantRetries(2), impactsim.Fault{Kind: impactsim.FaultEmpty500, Times: 2})
 }
 
 func TestClientRetriesGatewayErrors(t *testing.T) {
 	t.Parallel()
-	faultTest(t, impactsim.Fault{Kind: impactsim.FaultStatus, Status: 502},
+	faultTest(t, wantRetries(3), impactsim.Fault{Kind: impactsim.FaultStatus, Status: 502},
 		impactsim.Fault{Kind: impactsim.FaultStatus, Status: 503},
 		impactsim.Fault{Kind: impactsim.FaultStatus, Status: 504})
 }
 
 func TestClientRetriesTruncatedJSON(t *testing.T) {
 	t.Parallel()
-	_, tally := faultTest(t, impactsim.Fault{Kind: impactsim.FaultTruncated, Times: 2})
-	if tally.Retries.Load() != 2 {
-		t.Errorf("retries = %d, want 2", tally.Retries.Load())
-	}
+	faultTest(t, wantRetries(2), impactsim.Fault{Kind: impactsim.FaultTruncated, Times: 2})
 }
 
 func TestClientRetriesConnectionReset(t *testing.T) {
 	t.Parallel()
-	faultTest(t, impactsim.Fault{Kind: impactsim.FaultReset, Times: 2})
+	faultTest(t, wantRetries(2), impactsim.Fault{Kind: impactsim.FaultReset, Times: 2})
 }
 
 func TestClientRetries429WithRetryAfter(t *testing.T) {
 	t.Parallel()
-	b, tally := faultTest(t, impactsim.Fault{Kind: impactsim.Fault429, RetryAfter: 120})
-	if tally.RateLimited.Load() != 1 {
-		t.Errorf("429s received = %d, want 1", tally.RateLimited.Load())
-	}
-	// it waited as told: Retry-After 120 s on the simulator clock
-	if slept := time.Duration(b.slept.Load()); slept < 120*time.Second || slept > 125*time.Second {
-		t.Errorf("slept %v, want the 120 s Retry-After", slept)
-	}
+	faultTest(t, func(t *testing.T, b *bundle, tally *syncer.Tally) {
+		if tally.RateLimited.Load() != 1 {
+			t.Errorf("429s received = %d, want 1", tally.RateLimited.Load())
+		}
+		// it waited as told: Retry-After 120 s on the simulator clock
+		if slept := time.Duration(b.slept.Load()); slept < 120*time.Second || slept > 125*time.Second {
+			t.Errorf("slept %v, want the 120 s Retry-After", slept)
+		}
+	}, impactsim.Fault{Kind: impactsim.Fault429, RetryAfter: 120})
 }
 
 func TestClientRetries429WithoutRetryAfter(t *testing.T) {
 	t.Parallel()
 	// Without Retry-After the brand family's X-RateLimit-Reset says when the
 	// window renews; the client waits for it (reference §5.4).
-	b, tally := faultTest(t, impactsim.Fault{Kind: impactsim.Fault429}, impactsim.Fault{Kind: impactsim.Fault429})
-	if tally.RateLimited.Load() != 2 {
-		t.Errorf("429s received = %d, want 2", tally.RateLimited.Load())
-	}
-	if b.slept.Load() == 0 {
-		t.Error("the client did not wait after the 429s")
-	}
+	faultTest(t, func(t *testing.T, b *bundle, tally *syncer.Tally) {
+		if tally.RateLimited.Load() != 2 {
+			t.Errorf("429s received = %d, want 2", tally.RateLimited.Load())
+		}
+		if b.slept.Load() == 0 {
+			t.Error("the client did not wait after the 429s")
+		}
+	}, impactsim.Fault{Kind: impactsim.Fault429}, impactsim.Fault{Kind: impactsim.Fault429})
 }
 
 func TestClientRetries429WithoutAnyRateLimitHeader(t *testing.T) {
@@ -750,7 +771,7 @@ func TestClientRetries429WithoutAnyRateLimitHeader(t *testing.T) {
 	b := setup(t, brandSpec())
 	b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.Fault429, Times: 3})
 	stripped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.srv.Config.Handler.ServeHTTP(headerFilter{w}, r)
+		b.srv.Config.Handler.ServeHTTP(headerFilter{ResponseWriter: w}, r)
 	})
 	srv := httptest.NewServer(stripped)
 	t.Cleanup(srv.Close)
@@ -775,8 +796,12 @@ func TestClientRetries429WithoutAnyRateLimitHeader(t *testing.T) {
 	}
 }
 
-// headerFilter drops every rate-limit header from a response.
-type headerFilter struct{ http.ResponseWriter }
+// headerFilter drops every rate-limit header from a response and sets those
+// of set instead.
+type headerFilter struct {
+	http.ResponseWriter
+	set http.Header
+}
 
 func (h headerFilter) WriteHeader(code int) {
 	for k := range h.Header() {
@@ -784,20 +809,39 @@ func (h headerFilter) WriteHeader(code int) {
 			delete(h.Header(), k)
 		}
 	}
+	for k, v := range h.set {
+		h.Header()[k] = v
+	}
 	h.ResponseWriter.WriteHeader(code)
 }
 
+// Transient failures are retried a bounded number of times, then reported
+// as a TransientError (the run fails; the next one reads again).
 func TestClientTransientGivesUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
-	b := setup(t, brandSpec())
-	b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.FaultHTML500, Times: 100})
-	r := drain(b.brand(func(o *Options) { o.MaxAttempts = 4 }).Records(t.Context(), syncer.Query{Entity: syncer.Campaigns}))
-	var tr *syncer.TransientError
-	if !errors.As(r.err, &tr) || tr.Status != 500 {
-		t.Fatalf("err = %v, want a TransientError with status 500", r.err)
+	cases := []struct {
+		kind   impactsim.FaultKind
+		e      syncer.Entity
+		status int
+	}{
+		{impactsim.FaultHTML500, syncer.Campaigns, 500},
+		{impactsim.FaultTruncated, syncer.Campaigns, 200},
+		{impactsim.FaultTruncated, syncer.CompanyInformation, 200},
+		{impactsim.FaultReset, syncer.PromoCodes, 200}, // the body broke off
 	}
-	if n := b.reqs.count(); n != 4 {
-		t.Errorf("%d requests, want 4", n)
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%d", tc.e, tc.kind), func(t *testing.T) {
+			b := setup(t, brandSpec())
+			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: tc.kind, Times: 100})
+			r := drain(b.brand(func(o *Options) { o.MaxAttempts = 4 }).Records(t.Context(), syncer.Query{Entity: tc.e}))
+			var tr *syncer.TransientError
+			if !errors.As(r.err, &tr) || tr.Status != tc.status {
+				t.Fatalf("err = %v, want a TransientError with status %d", r.err, tc.status)
+			}
+			if n := b.reqs.count(); n != 4 {
+				t.Errorf("%d requests, want 4", n)
+			}
+		})
 	}
 }
 
@@ -1563,6 +1607,114 @@ func TestClientWaitsOutExhaustedBucket(t *testing.T) {
 	}
 }
 
+// groupLimits models the partner API's hourly groups in front of the
+// simulator (reference §5.2): /Actions requests count against 500 an hour,
+// every other request against 1,000, each group with its own partner-family
+// headers, on the simulator clock.
+type groupLimits struct {
+	clock   *impactsim.Clock
+	next    http.Handler
+	mu      sync.Mutex
+	buckets map[string]*groupBucket
+	refused atomic.Int32
+}
+
+type groupBucket struct {
+	used  int
+	start time.Time
+}
+
+func (g *groupLimits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	group, limit := "other", 1000
+	if strings.HasSuffix(r.URL.Path, "/Actions") {
+		group, limit = "performance detail", 500
+	}
+	now := g.clock.Now()
+	g.mu.Lock()
+	bk, ok := g.buckets[group]
+	if !ok {
+		bk = &groupBucket{}
+		g.buckets[group] = bk
+	}
+	if bk.start.IsZero() || !now.Before(bk.start.Add(time.Hour)) {
+		bk.start, bk.used = now, 0
+	}
+	allowed := bk.used < limit
+	if allowed {
+		bk.used++
+	}
+	reset := strconv.Itoa(int(bk.start.Add(time.Hour).Sub(now) / time.Second))
+	h := http.Header{
+		"X-Ratelimit-Limit-Hour":     {strconv.Itoa(limit)},
+		"X-Ratelimit-Remaining-Hour": {strconv.Itoa(limit - bk.used)},
+		"Ratelimit-Reset":            {reset},
+	}
+	g.mu.Unlock()
+	if !allowed {
+		g.refused.Add(1)
+		h.Set("Retry-After", reset)
+		maps.Copy(w.Header(), h)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"Status":"ERROR","Message":"Too many requests"}`))
+		return
+	}
+	g.next.ServeHTTP(headerFilter{ResponseWriter: w, set: h}, r)
+}
+
+// With separate hourly groups (partner /Actions 500, the rest 1,000), the
+// client keeps each endpoint's budget (reference §5.4: a bucket per account
+// and endpoint group): it never spends an /Actions request after that group
+// is used up, even when responses from another group (reporting plenty left)
+// came in between, and it does not hold the other endpoints back for an
+// hour while /Actions waits.
+func TestClientPacesPerEndpointGroup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, partnerSpec())
+	gl := &groupLimits{clock: b.sim.Clock(), next: b.srv.Config.Handler, buckets: map[string]*groupBucket{}}
+	srv := httptest.NewServer(gl)
+	t.Cleanup(srv.Close)
+	c := b.partner(func(o *Options) {
+		o.BaseURL = srv.URL
+		o.PageSize = map[syncer.Entity]int{syncer.Campaigns: 1}
+	})
+	end := b.sim.Clock().Now().Add(-time.Hour)
+	actions := func(n int) { // n one-request reads of one-hour windows
+		t.Helper()
+		for range n {
+			w := syncer.Window{Start: end.Add(-time.Hour + time.Second), End: end}
+			end = end.Add(-time.Hour)
+			if r := drain(c.Records(t.Context(), syncer.Query{Entity: syncer.Actions, Filter: syncer.ByEvent, Window: w})); r.err != nil {
+				t.Fatal(r.err)
+			}
+		}
+	}
+	campaigns := func() {
+		t.Helper()
+		r := drain(c.Records(t.Context(), syncer.Query{Entity: syncer.Campaigns}))
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		wantTruth(t, syncer.Campaigns, truthRecords(b.truth(partnerSID), syncer.Campaigns), r.recs)
+	}
+	actions(480) // /Actions: 20 of 500 left
+	campaigns()  // the latest headers now say 996 of 1,000 left
+	start := b.sim.Clock().Now()
+	actions(40) // 20, then a wait for the /Actions reset, then 20
+	if waited := b.sim.Clock().Now().Sub(start); waited < 59*time.Minute {
+		t.Errorf("/Actions waited %v, want the rest of the hour", waited)
+	}
+	actions(480) // /Actions: 0 of 500 left
+	start = b.sim.Clock().Now()
+	campaigns()
+	if waited := b.sim.Clock().Now().Sub(start); waited != 0 {
+		t.Errorf("Campaigns waited %v for the /Actions group", waited)
+	}
+	if n := gl.refused.Load(); n != 0 {
+		t.Errorf("%d requests refused with 429, want none", n)
+	}
+}
+
 // ---- cancellation ----
 
 // Every wait stops promptly when the context ends: a slow response, a
@@ -1608,6 +1760,47 @@ func TestClientStopsPromptlyOnCancel(t *testing.T) {
 			}
 			if !errors.Is(r.err, context.Canceled) {
 				t.Errorf("err = %v, want context.Canceled", r.err)
+			}
+		})
+	}
+}
+
+// A rate-limit wait that would outlast the context's deadline is not begun:
+// the client returns the RateLimitedError at once, saying when to retry.
+func TestClientRateLimitWaitPastDeadlineReturnsRetryAt(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		setup func(b *bundle)
+		want  time.Duration // RetryAt after the simulator's now
+	}{
+		{"429 with Retry-After", func(b *bundle) {
+			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.Fault429, RetryAfter: 1800})
+		}, 1800 * time.Second},
+		{"budget used up", func(b *bundle) {
+			b.sim.SetRateLimit(brandSID, 1, impactsim.HeadersBrand)
+		}, time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := setup(t, brandSpec())
+			tc.setup(b)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			r := drain(pagedClient(b).Records(ctx, syncer.Query{Entity: syncer.MediaPartners}))
+			var rl *syncer.RateLimitedError
+			if !errors.As(r.err, &rl) {
+				t.Fatalf("err = %v, want a RateLimitedError", r.err)
+			}
+			if got := rl.RetryAt.Sub(b.sim.Clock().Now()); got != tc.want {
+				t.Errorf("RetryAt is %v after now, want %v", got, tc.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("returned after %v", d)
+			}
+			if b.slept.Load() != 0 {
+				t.Errorf("slept %v before giving up", time.Duration(b.slept.Load()))
 			}
 		})
 	}

@@ -18,53 +18,104 @@ import (
 //
 // A reset value above 10⁹ is an epoch; smaller values are seconds from the
 // response's Date.
+//
+// The API counts some endpoints in separate hourly groups (partner /Actions
+// 500/h, everything else 1,000/h; reference §5.2), and the headers of a
+// response describe the group of its endpoint. The limiter therefore keeps
+// the budget each endpoint last reported, as well as the budget the latest
+// response of any endpoint reported, and a request waits for both — unless
+// the two carry different limits, which shows they are different groups.
+// So it never spends a request it knows will fail, whether the account has
+// one bucket or several.
 type limiter struct {
-	mu        sync.Mutex
-	known     bool      // remaining is known from a response
-	remaining int       // requests left in the current period, minus those in flight
-	resetAt   time.Time // when the period renews (local clock)
-	blocked   time.Time // a 429 asked us to wait until then (local clock)
-	inflight  int
+	mu     sync.Mutex
+	all    budget             // from the latest response of any endpoint
+	groups map[string]*budget // from the latest response of each endpoint
 }
 
-// reserve returns how long to wait before the next request may be sent, or
-// zero after counting the request as in flight.
-func (l *limiter) reserve(now time.Time) time.Duration {
+// budget is what the headers said about one bucket.
+type budget struct {
+	known     bool      // remaining is known from a response
+	remaining int       // requests left in the current period
+	limit     string    // the period's limit(s), telling buckets apart; "" if unknown
+	resetAt   time.Time // when the period renews (local clock)
+	blocked   time.Time // a 429 asked us to wait until then (local clock)
+	inflight  int       // requests sent and not yet answered
+}
+
+func (l *limiter) group(name string) *budget {
+	if l.groups == nil {
+		l.groups = map[string]*budget{}
+	}
+	g, ok := l.groups[name]
+	if !ok {
+		g = &budget{}
+		l.groups[name] = g
+	}
+	return g
+}
+
+// reserve returns how long to wait before the next request to endpoint group
+// may be sent, or zero after counting the request as in flight.
+func (l *limiter) reserve(group string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Before(l.blocked) {
-		return l.blocked.Sub(now)
+	g := l.group(group)
+	wait := g.wait(now)
+	if g.limit == "" || g.limit == l.all.limit {
+		wait = max(wait, l.all.wait(now)) // possibly the same bucket
 	}
-	if l.known && !l.resetAt.IsZero() && !now.Before(l.resetAt) {
-		l.known = false // a new period: the next response tells its budget
+	if wait > 0 {
+		return wait
 	}
-	if l.known && l.remaining-l.inflight <= 0 {
-		if l.resetAt.IsZero() {
-			l.known = false
-		} else {
-			return l.resetAt.Sub(now)
-		}
-	}
-	l.inflight++
+	g.inflight++
+	l.all.inflight++
 	return 0
 }
 
-// done records a response (or its absence: h nil) for a reserved request.
-func (l *limiter) done(h http.Header, status int, now time.Time) {
+// wait is how long the budget asks to wait before the next request.
+func (b *budget) wait(now time.Time) time.Duration {
+	if now.Before(b.blocked) {
+		return b.blocked.Sub(now)
+	}
+	if b.known && !b.resetAt.IsZero() && !now.Before(b.resetAt) {
+		b.known = false // a new period: the next response tells its budget
+	}
+	if b.known && b.remaining-b.inflight <= 0 {
+		if b.resetAt.IsZero() {
+			b.known = false
+		} else {
+			return b.resetAt.Sub(now)
+		}
+	}
+	return 0
+}
+
+// done records the response (or its absence: h nil) to a request reserve
+// let through.
+func (l *limiter) done(group string, h http.Header, status int, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.inflight > 0 {
-		l.inflight--
-	}
+	g := l.group(group)
+	g.inflight = max(g.inflight-1, 0)
+	l.all.inflight = max(l.all.inflight-1, 0)
 	if h == nil {
 		return
 	}
 	info := readLimitHeaders(h, now)
+	g.update(info, status)
+	l.all.update(info, status)
+}
+
+func (b *budget) update(info limitInfo, status int) {
+	if info.limit != "" {
+		b.limit = info.limit
+	}
 	if info.hasRemaining {
-		l.known = true
-		l.remaining = info.remaining
+		b.known = true
+		b.remaining = info.remaining
 		if !info.reset.IsZero() {
-			l.resetAt = info.reset
+			b.resetAt = info.reset
 		}
 	}
 	if status == http.StatusTooManyRequests {
@@ -72,17 +123,18 @@ func (l *limiter) done(h http.Header, status int, now time.Time) {
 		if until.IsZero() {
 			until = info.reset
 		}
-		if !until.IsZero() && until.After(l.blocked) {
-			l.blocked = until
+		if !until.IsZero() && until.After(b.blocked) {
+			b.blocked = until
 		}
-		l.known, l.remaining = true, 0
+		b.known, b.remaining = true, 0
 		if !until.IsZero() {
-			l.resetAt = until
+			b.resetAt = until
 		}
 	}
 }
 
 type limitInfo struct {
+	limit        string // the limit headers' values, e.g. "1000" or "1000/500"
 	hasRemaining bool
 	remaining    int
 	reset        time.Time // period renewal, local clock
@@ -98,6 +150,13 @@ func readLimitHeaders(h http.Header, now time.Time) limitInfo {
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
 		serverNow = d
 	}
+	var limits []string
+	for _, name := range []string{"X-RateLimit-Limit", "X-RateLimit-Limit-Hour"} {
+		if v, ok := headerInt(h, name); ok {
+			limits = append(limits, strconv.FormatInt(v, 10))
+		}
+	}
+	info.limit = strings.Join(limits, "/")
 	for _, name := range []string{"X-RateLimit-Remaining", "X-RateLimit-Remaining-Hour"} {
 		if v, ok := headerInt(h, name); ok {
 			if !info.hasRemaining || int(v) < info.remaining {

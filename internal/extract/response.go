@@ -38,7 +38,9 @@ func checkResponse(e syncer.Entity, resp *http.Response, body []byte, now time.T
 		return &syncer.RateLimitedError{Endpoint: endpoint, RetryAt: at}
 	case code >= 500:
 		return &syncer.TransientError{Endpoint: endpoint, Status: code, Err: fmt.Errorf("%s", orStatus(msg, code))}
-	case code == http.StatusBadRequest && isTooManyPages(msg, details):
+	case code >= 400 && isTooManyPages(msg, details):
+		// 400 expected; its status is undocumented (reference §3.4), the
+		// message asks to narrow the dates or raise the PageSize
 		return &syncer.TooManyPagesError{Endpoint: endpoint, Message: msg}
 	}
 	return &syncer.InvalidError{Endpoint: endpoint, Status: resp.StatusCode, Message: orStatus(msg, resp.StatusCode), Errors: details}
