@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -148,6 +151,8 @@ func TestIntegrationViewsEqualSimulatorTruth(t *testing.T) {
 	t.Run("partner_performance", func(t *testing.T) { checkPartnerPerformance(t, w) })
 	t.Run("promo_code_performance", func(t *testing.T) { checkPromoCodePerformance(t, w) })
 	t.Run("account_health", func(t *testing.T) { checkAccountHealth(t, w) })
+	t.Run("analysts.md examples", func(t *testing.T) { checkAnalystExamples(t, w) })
+	t.Run("analysts.md columns", func(t *testing.T) { checkAnalystColumns(t, w) })
 }
 
 // checkScenarioHasEverything makes sure the truth holds what the views must
@@ -696,5 +701,112 @@ func checkAccountHealth(t *testing.T, w *viewsWorld) {
 	}
 	if withMissing == 0 {
 		t.Error("no account shows missing permissions: that column is untested")
+	}
+}
+
+const analystsDoc = "../../docs/analysts.md"
+
+var sqlBlock = regexp.MustCompile("(?s)```sql\n(.*?)```")
+
+// timeRelative marks example queries whose result depends on the day the
+// test runs: they must run, but may find nothing.
+var timeRelative = regexp.MustCompile(`today\(\)|now\(\)|'20\d\d-\d\d-\d\d'`)
+
+// checkAnalystExamples runs every SQL block of docs/analysts.md, so the
+// documentation and the views cannot drift apart.
+func checkAnalystExamples(t *testing.T, w *viewsWorld) {
+	doc, err := os.ReadFile(analystsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := sqlBlock.FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) != 10 {
+		t.Errorf("docs/analysts.md has %d SQL examples, want 10", len(blocks))
+	}
+	for i, m := range blocks {
+		q := strings.TrimSpace(m[1])
+		rows, err := w.b.db.Query(t.Context(), q)
+		if err != nil {
+			t.Errorf("example %d fails: %v\n%s", i+1, err, q)
+			continue
+		}
+		cols := rows.Columns()
+		types := rows.ColumnTypes()
+		n := 0
+		accounts := map[string]bool{}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			for k, ct := range types {
+				vals[k] = reflect.New(ct.ScanType()).Interface()
+			}
+			if err := rows.Scan(vals...); err != nil {
+				t.Errorf("example %d: %v", i+1, err)
+				break
+			}
+			if cols[0] == "account_id" {
+				accounts[*(vals[0].(*string))] = true
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			t.Errorf("example %d: %v", i+1, err)
+		}
+		rows.Close()
+		t.Logf("example %d: %d rows, columns %v", i+1, n, cols)
+		if n == 0 && !timeRelative.MatchString(q) {
+			t.Errorf("example %d returns no rows from the scenario:\n%s", i+1, q)
+		}
+		if strings.Contains(q, "FROM account_health") {
+			got := slices.Sorted(maps.Keys(accounts))
+			if want := []string{"acme", "globex"}; !slices.Equal(got, want) {
+				t.Errorf("the freshness alarm lists %v, want %v (acme lacks a permission, globex needs reconnecting)", got, want)
+			}
+		}
+	}
+}
+
+// checkAnalystColumns requires docs/analysts.md to name every column of
+// every table and view in the section about it.
+func checkAnalystColumns(t *testing.T, w *viewsWorld) {
+	b, err := os.ReadFile(analystsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	rows, err := w.b.db.Query(t.Context(), "SELECT table, name FROM system.columns WHERE database = currentDatabase() AND table != 'schema_migrations'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	columns := map[string][]string{}
+	for rows.Next() {
+		var table, name string
+		if err := rows.Scan(&table, &name); err != nil {
+			t.Fatal(err)
+		}
+		columns[table] = append(columns[table], name)
+	}
+	if len(columns) < 15 {
+		t.Fatalf("only %d tables and views in the database", len(columns))
+	}
+	for table, cols := range columns {
+		start := strings.Index(doc, "### `"+table+"`")
+		if start < 0 {
+			t.Errorf("docs/analysts.md has no section \"### `%s`\"", table)
+			continue
+		}
+		section := doc[start+1:]
+		if end := regexp.MustCompile("\n##").FindStringIndex(section); end != nil {
+			section = section[:end[0]]
+		}
+		var missing []string
+		for _, c := range cols {
+			if !strings.Contains(section, "`"+c+"`") {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			t.Errorf("docs/analysts.md, section %s, does not describe %v", table, missing)
+		}
 	}
 }
