@@ -227,7 +227,10 @@ func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) 
 // windows the API accepts and split further when it answers that a window
 // holds more than ten pages. A record that cannot be decoded is yielded as a
 // *syncer.DecodeError and the rest of its page follows; any other error ends
-// the sequence.
+// the sequence. A query whose result changes while it is paged through
+// (@total moves, or fewer records arrive than it promised) is read again
+// from its first page, at most three times, so a record may be yielded more
+// than once: consumers keep the last by ID, as the loader's tables do.
 func (c *Client) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.Record, error] {
 	return func(yield func(syncer.Record, error) bool) {
 		if !q.Entity.AvailableTo(c.opt.Persona) {

@@ -175,7 +175,7 @@ func readLimitHeaders(h http.Header, now time.Time) limitInfo {
 	}
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			info.retryAt = now.Add(time.Duration(n) * time.Second)
+			info.retryAt = now.Add(time.Duration(n)*time.Second + deltaMargin)
 		} else if t, err := http.ParseTime(v); err == nil {
 			info.retryAt = now.Add(t.Sub(serverNow))
 		}
@@ -187,10 +187,16 @@ func readLimitHeaders(h http.Header, now time.Time) limitInfo {
 // otherwise seconds from now.
 func resetTime(v int64, now, serverNow time.Time) time.Time {
 	if v > 1_000_000_000 {
+		// Date is truncated to the second, so this errs late, never early
 		return now.Add(time.Unix(v, 0).Sub(serverNow))
 	}
-	return now.Add(time.Duration(v) * time.Second)
+	return now.Add(time.Duration(v)*time.Second + deltaMargin)
 }
+
+// deltaMargin is added to waits given in whole seconds from now (a reset in
+// delta seconds, Retry-After): a server that rounds the remaining time down
+// would otherwise see the next request up to a second early, and refuse it.
+const deltaMargin = time.Second
 
 // headerInt reads an integer header; http.Header.Get canonicalises the name,
 // so lower-case headers from the wire are found too.
