@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -18,6 +19,7 @@ type layout struct {
 	table    *syncer.Table
 	targets  map[string][]target // field path → columns it feeds
 	prefixes map[string]bool     // object paths that hold documented fields
+	decoders sync.Pool           // of *recordDecoder: scratch reused across records
 }
 
 type target struct {
@@ -27,6 +29,7 @@ type target struct {
 
 func compile(t *syncer.Table) *layout {
 	l := &layout{table: t, targets: map[string][]target{}, prefixes: map[string]bool{}}
+	l.decoders.New = func() any { return newRecordDecoder(l) }
 	for ci, c := range t.Columns {
 		for pi, f := range c.Fields {
 			l.targets[f] = append(l.targets[f], target{col: ci, priority: pi})
@@ -64,74 +67,128 @@ func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
 // decodeRecord turns one JSON object into a typed record. raw must be a
 // complete object (validated by the page scan).
 func decodeRecord(l *layout, raw []byte) (decoded, error) {
-	cols := l.table.Columns
-	found := make([]value, len(cols))
-	prio := make([]int, len(cols))
-	for i := range prio {
-		prio[i] = -1
+	d := l.decoders.Get().(*recordDecoder)
+	defer l.decoders.Put(d)
+	return d.decode(raw)
+}
+
+// recordDecoder decodes the records of one entity, reusing its scratch space
+// from record to record (not safe for concurrent use: decodeRecord takes
+// one from the layout's pool). Every string value of a record shares the
+// memory of the record's Raw text: decoding copies a record's bytes once.
+type recordDecoder struct {
+	l     *layout
+	found []value // per column: the winning field's value
+	prio  []int   // per column: the winning field's priority, -1 for none
+	// the record being decoded: its bytes, and the same as Raw
+	raw     []byte
+	text    string
+	unknown []string
+}
+
+func newRecordDecoder(l *layout) *recordDecoder {
+	n := len(l.table.Columns)
+	return &recordDecoder{l: l, found: make([]value, n), prio: make([]int, n)}
+}
+
+func (d *recordDecoder) decode(raw []byte) (decoded, error) {
+	for i := range d.prio {
+		d.found[i], d.prio[i] = value{}, -1
 	}
-	var unknown []string
-	var walk func(obj []byte, prefix string) error
-	walk = func(obj []byte, prefix string) error {
-		return members(obj, func(key string, v value) error {
-			path := key
-			if prefix != "" {
-				path = prefix + "." + key
-			}
-			if ts, ok := l.targets[path]; ok {
-				for _, t := range ts {
-					if prio[t.col] < 0 || t.priority < prio[t.col] {
-						// A fallback field only wins when present and non-empty.
-						if t.priority > 0 && isEmpty(v) {
-							continue
-						}
-						found[t.col] = v
-						prio[t.col] = t.priority
-					}
-				}
-				return nil
-			}
-			if l.prefixes[path] {
-				switch v.kind {
-				case kObject:
-					return walk(v.raw, path)
-				case kNull:
-					return nil // a documented object sent as null: its fields are empty
-				case kString:
-					if string(v.raw) == `""` {
-						return nil
-					}
-				}
-				return &fieldError{field: path, err: fmt.Errorf("expected an object, got %s", v.kind)}
-			}
-			unknown = append(unknown, path)
-			return nil
-		})
+	d.raw, d.text, d.unknown = raw, string(raw), nil
+	defer func() { d.raw, d.text = nil, "" }() // keep nothing alive in the pool
+	out := decoded{}
+	if err := d.walk(raw, ""); err != nil {
+		return out, err
 	}
-	d := decoded{}
-	if err := walk(raw, ""); err != nil {
-		return d, err
-	}
-	d.unknown = unknown
-	d.rec.Raw = string(raw)
+	out.unknown = d.unknown
+	out.rec.Raw = d.text
+	l, cols := d.l, d.l.table.Columns
 	if l.table.Key >= 0 {
-		if v := found[l.table.Key]; v.kind == kString || v.kind == kNumber {
-			d.rec.ID, _ = scalarText(v)
+		if v := d.found[l.table.Key]; v.kind == kString || v.kind == kNumber {
+			out.rec.ID, _ = d.scalarText(v)
 		}
 	}
-	d.rec.Values = make([]any, len(cols))
+	out.rec.Values = make([]any, len(cols))
 	for i, c := range cols {
 		var v value
-		if prio[i] >= 0 {
-			v = found[i]
+		present := d.prio[i] >= 0
+		if present {
+			v = d.found[i]
 		}
-		out, err := convert(c.Type, v, prio[i] >= 0, c.Fields[max(prio[i], 0)])
+		path := c.Fields[max(d.prio[i], 0)]
+		val, err := d.convert(c.Type, v, present, path)
 		if err != nil {
-			return d, &fieldError{field: c.Fields[max(prio[i], 0)], err: err}
+			return out, &fieldError{field: path, err: err}
 		}
-		d.rec.Values[i] = out
+		out.rec.Values[i] = val
 	}
-	return d, nil
+	return out, nil
+}
+
+// walk records the members of obj (at field path prefix) that feed columns.
+func (d *recordDecoder) walk(obj []byte, prefix string) error {
+	l := d.l
+	return membersRaw(obj, func(key []byte, v value) error {
+		var ts []target
+		var ok bool
+		var path string
+		if prefix == "" {
+			ts, ok = l.targets[string(key)] // no allocation
+		} else {
+			path = prefix + "." + string(key)
+			ts, ok = l.targets[path]
+		}
+		if ok {
+			for _, t := range ts {
+				if d.prio[t.col] < 0 || t.priority < d.prio[t.col] {
+					// A fallback field only wins when present and non-empty.
+					if t.priority > 0 && isEmpty(v) {
+						continue
+					}
+					d.found[t.col] = v
+					d.prio[t.col] = t.priority
+				}
+			}
+			return nil
+		}
+		if prefix == "" {
+			path = string(key)
+		}
+		if l.prefixes[path] {
+			switch v.kind {
+			case kObject:
+				return d.walk(v.raw, path)
+			case kNull:
+				return nil // a documented object sent as null: its fields are empty
+			case kString:
+				if string(v.raw) == `""` {
+					return nil
+				}
+			}
+			return &fieldError{field: path, err: fmt.Errorf("expected an object, got %s", v.kind)}
+		}
+		d.unknown = append(d.unknown, path)
+		return nil
+	})
+}
+
+// scalarText is scalarText for a value of the record being decoded: a plain
+// string, a number or a boolean is a slice of the record's Raw text, not a
+// copy.
+func (d *recordDecoder) scalarText(v value) (string, error) {
+	if v.kind == kNumber || v.kind == kBool || (v.kind == kString && v.plain) {
+		// v.raw is a slice of d.raw: its offset is the difference of their capacities
+		off := cap(d.raw) - cap(v.raw)
+		if off >= 0 && off+len(v.raw) <= len(d.text) {
+			s := d.text[off : off+len(v.raw)]
+			if v.kind == kString {
+				s = s[1 : len(s)-1]
+			}
+			return s, nil
+		}
+	}
+	return scalarText(v)
 }
 
 func isEmpty(v value) bool {
@@ -156,7 +213,8 @@ var epoch = time.Unix(0, 0).UTC()
 
 // convert turns a scanned value into the Go value for a column type. present
 // is false for a field the record does not carry; path is the field's path.
-func convert(t syncer.Type, v value, present bool, path string) (any, error) {
+func (d *recordDecoder) convert(t syncer.Type, v value, present bool, path string) (any, error) {
+	scalarText := d.scalarText
 	switch t {
 	case syncer.String:
 		if !present {
@@ -353,6 +411,61 @@ func ParseMoney(s string) (decimal.Decimal, error) {
 	if s == "" {
 		return decimal.Decimal{}, nil
 	}
+	if d, ok := parseMoneyFast(s); ok {
+		return d, nil
+	}
+	return parseMoneySlow(s)
+}
+
+// parseMoneyFast parses the common amount — an optional minus, at most 18
+// digits with at most 8 after the point and at most 10 before it — into the
+// same decimal (coefficient and exponent) as parseMoneySlow, without its
+// big-number arithmetic. ok is false for anything else, valid or not.
+func parseMoneyFast(s string) (d decimal.Decimal, ok bool) {
+	i, neg := 0, false
+	if s == "" {
+		return d, false
+	}
+	if s[0] == '-' {
+		i, neg = 1, true
+	}
+	var coef int64
+	before, after := 0, 0 // digits before and after the point
+	significant := 0      // digits before the point, leading zeros excluded
+	point := false
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if before+after == 18 {
+				return d, false // might not fit an int64
+			}
+			coef = coef*10 + int64(c-'0')
+			switch {
+			case point:
+				after++
+			default:
+				before++
+				if significant > 0 || c != '0' {
+					significant++
+				}
+			}
+		case c == '.' && !point:
+			point = true
+		default:
+			return d, false
+		}
+	}
+	if before == 0 || (point && after == 0) || after > moneyScale || significant > maxMoneyDigits {
+		return d, false
+	}
+	if neg {
+		coef = -coef
+	}
+	return decimal.New(coef, -int32(after)), true
+}
+
+// parseMoneySlow is ParseMoney for every amount.
+func parseMoneySlow(s string) (decimal.Decimal, error) {
 	if !validNumber(s) {
 		return decimal.Decimal{}, fmt.Errorf("not a decimal amount: %q", s)
 	}
@@ -421,6 +534,65 @@ func ParseTime(s string) (time.Time, error) {
 	if s == "" {
 		return epoch, nil
 	}
+	if t, ok := parseTimeFast(s); ok {
+		return t, nil
+	}
+	return parseTimeSlow(s)
+}
+
+// parseTimeFast parses the form impact.com sends, 2026-03-30T21:19:47-07:00
+// (or …Z), with every field in range, into the same instant as
+// parseTimeSlow without the general layout machinery. ok is false for
+// anything else, valid or not.
+func parseTimeFast(s string) (t time.Time, ok bool) {
+	if len(s) != 20 && len(s) != 25 {
+		return t, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	if s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return t, false
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return t, false
+	}
+	if day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return t, false
+	}
+	offset := 0
+	switch {
+	case len(s) == 20 && s[19] == 'Z':
+	case len(s) == 25 && (s[19] == '+' || s[19] == '-') && s[22] == ':':
+		oh, om := num(20, 2), num(23, 2)
+		if oh < 0 || oh > 23 || om < 0 || om > 59 {
+			return t, false
+		}
+		offset = oh*3600 + om*60
+		if s[19] == '-' {
+			offset = -offset
+		}
+	default:
+		return t, false
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Add(-time.Duration(offset) * time.Second)
+	if t.Before(epoch) || t.Year() > 2105 {
+		return time.Time{}, false // the slow path words the error
+	}
+	return t, true
+}
+
+// parseTimeSlow is ParseTime for every input but "".
+func parseTimeSlow(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		// offsets written without a colon: 2026-03-30T21:19:47-0700

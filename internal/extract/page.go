@@ -2,6 +2,7 @@ package extract
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,34 +20,84 @@ type page struct {
 // parsePage scans a list response body. keys are the list keys the entity's
 // records may sit under, preferred first. The whole body is validated before
 // any record is handed out, so a truncated body is an error and never a short
-// page.
+// page. It reads the body in one pass: the records' spans are taken while
+// the body is validated, not by scanning the list again.
 func parsePage(body []byte, keys []string) (page, error) {
 	var p page
-	root, err := document(body)
-	if err != nil {
-		return p, err
-	}
-	if root.kind != kObject {
+	s := scanner{buf: body}
+	s.ws()
+	if s.pos >= len(body) || body[s.pos] != '{' {
+		root, err := document(body)
+		if err != nil {
+			return p, err
+		}
 		return p, fmt.Errorf("expected a JSON object, got %s", root.kind)
 	}
-	var list value
-	listFound := false
-	var others []string
-	err = members(root.raw, func(key string, v value) error {
-		if strings.HasPrefix(key, "@") {
-			return p.envelope(key, v)
+	var (
+		listFound bool
+		listKind  kind
+		others    []string
+		semantic  error // the first error in the content; syntax errors take precedence
+	)
+	note := func(err error) {
+		if semantic == nil {
+			semantic = err
 		}
-		for _, k := range keys {
-			if key == k && !listFound {
-				list, listFound = v, true
-				return nil
+	}
+	err := s.object(func(key []byte) error {
+		if len(key) > 0 && key[0] == '@' {
+			v, err := s.next()
+			if err != nil {
+				return err
 			}
+			if err := p.envelope(string(key), v); err != nil {
+				note(err)
+			}
+			return nil
 		}
-		others = append(others, key)
+		if !listFound && slices.Contains(keys, string(key)) {
+			listFound = true
+			s.ws()
+			if s.pos < len(s.buf) && s.buf[s.pos] == '[' {
+				listKind = kArray
+				return s.array(func() error {
+					v, err := s.next()
+					if err != nil {
+						return err
+					}
+					if v.kind != kObject {
+						note(fmt.Errorf("list element is %s, not an object", v.kind))
+					} else if semantic == nil {
+						p.records = append(p.records, v)
+					}
+					return nil
+				})
+			}
+			v, err := s.next()
+			if err != nil {
+				return err
+			}
+			listKind = v.kind
+			if v.kind == kObject { // a single record sent as an object instead of a one-element array
+				p.records = []value{v}
+			}
+			return nil
+		}
+		if _, err := s.next(); err != nil {
+			return err
+		}
+		others = append(others, string(key))
 		return nil
 	})
 	if err != nil {
-		return p, err
+		return page{}, err
+	}
+	s.ws()
+	if s.pos != len(s.buf) {
+		return page{}, s.syntax("trailing data after the JSON value")
+	}
+	if semantic != nil {
+		return p, semantic
 	}
 	if !listFound {
 		if p.total > 0 || len(others) > 0 {
@@ -55,22 +106,11 @@ func parsePage(body []byte, keys []string) (page, error) {
 		}
 		return p, nil // an empty result without a list key
 	}
-	switch list.kind {
-	case kArray:
-		err = elements(list.raw, func(v value) error {
-			if v.kind != kObject {
-				return fmt.Errorf("list element is %s, not an object", v.kind)
-			}
-			p.records = append(p.records, v)
-			return nil
-		})
-	case kObject: // a single record sent as an object instead of a one-element array
-		p.records = []value{list}
-	case kNull:
-	default:
-		err = fmt.Errorf("list %q is %s, not an array", keys[0], list.kind)
+	switch listKind {
+	case kArray, kObject, kNull:
+		return p, nil
 	}
-	return p, err
+	return p, fmt.Errorf("list %q is %s, not an array", keys[0], listKind)
 }
 
 func (p *page) envelope(key string, v value) error {

@@ -32,7 +32,10 @@ func (k kind) String() string {
 // value is a scanned JSON value: its kind and its bytes in the buffer.
 type value struct {
 	kind kind
-	raw  []byte // the value exactly as it appears, quotes included for strings
+	// plain marks a string with no escapes and only ASCII bytes: its text is
+	// raw without the quotes, with nothing to decode.
+	plain bool
+	raw   []byte // the value exactly as it appears, quotes included for strings
 }
 
 var errTruncated = errors.New("unexpected end of JSON input (truncated body?)")
@@ -80,10 +83,11 @@ func (s *scanner) next() (value, error) {
 			return value{}, err
 		}
 	case c == '"':
-		k = kString
-		if err := s.skipString(); err != nil {
+		plain, err := s.skipString()
+		if err != nil {
 			return value{}, err
 		}
+		return value{kind: kString, plain: plain, raw: s.buf[start:s.pos]}, nil
 	case c == 't':
 		k = kBool
 		if err := s.literal("true"); err != nil {
@@ -164,44 +168,67 @@ func (s *scanner) skipNumber() error {
 	return nil
 }
 
-// skipString moves past a string starting at the opening quote.
-func (s *scanner) skipString() error {
+// plainByte marks the bytes a string can hold as they are: not the quote,
+// not a backslash, not a control character and not outside ASCII.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// skipString moves past a string starting at the opening quote. plain
+// reports a string without escapes and with only ASCII bytes.
+func (s *scanner) skipString() (plain bool, err error) {
 	s.pos++ // opening quote
-	for s.pos < len(s.buf) {
-		c := s.buf[s.pos]
+	plain = true
+	buf := s.buf
+	for s.pos < len(buf) {
+		// the common case: a run of ordinary bytes
+		i := s.pos
+		for i < len(buf) && plainByte[buf[i]] {
+			i++
+		}
+		s.pos = i
+		if i >= len(buf) {
+			break
+		}
+		c := buf[i]
 		switch {
 		case c == '"':
 			s.pos++
-			return nil
+			return plain, nil
 		case c == '\\':
+			plain = false
 			s.pos++
-			if s.pos >= len(s.buf) {
-				return errTruncated
+			if s.pos >= len(buf) {
+				return false, errTruncated
 			}
-			switch s.buf[s.pos] {
+			switch buf[s.pos] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.pos++
 			case 'u':
-				if len(s.buf)-s.pos < 5 {
-					s.pos = len(s.buf)
-					return errTruncated
+				if len(buf)-s.pos < 5 {
+					s.pos = len(buf)
+					return false, errTruncated
 				}
-				for _, h := range s.buf[s.pos+1 : s.pos+5] {
+				for _, h := range buf[s.pos+1 : s.pos+5] {
 					if !isHex(h) {
-						return s.syntax("invalid \\u escape")
+						return false, s.syntax("invalid \\u escape")
 					}
 				}
 				s.pos += 5
 			default:
-				return s.syntax("invalid escape")
+				return false, s.syntax("invalid escape")
 			}
 		case c < 0x20:
-			return s.syntax("control character in string")
-		default:
+			return false, s.syntax("control character in string")
+		default: // a byte outside ASCII
+			plain = false
 			s.pos++
 		}
 	}
-	return errTruncated
+	return false, errTruncated
 }
 
 func isHex(c byte) bool {
@@ -225,7 +252,7 @@ func (s *scanner) skipContainer(open, closing byte) error {
 			if s.buf[s.pos] != '"' {
 				return s.syntax("expected a string key")
 			}
-			if err := s.skipString(); err != nil {
+			if _, err := s.skipString(); err != nil {
 				return err
 			}
 			s.ws()
@@ -256,9 +283,118 @@ func (s *scanner) skipContainer(open, closing byte) error {
 	}
 }
 
+// object scans the object at the current position, validating it as
+// skipContainer does, and calls fn after each member's key and colon; fn
+// must consume the member's value (with next, array or object). The key is
+// unescaped and valid only during the call.
+func (s *scanner) object(fn func(key []byte) error) error {
+	s.ws()
+	if s.pos >= len(s.buf) {
+		return errTruncated
+	}
+	if s.buf[s.pos] != '{' {
+		return s.syntax("expected an object")
+	}
+	s.pos++
+	s.ws()
+	if s.pos < len(s.buf) && s.buf[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.pos >= len(s.buf) {
+			return errTruncated
+		}
+		if s.buf[s.pos] != '"' {
+			return s.syntax("expected a string key")
+		}
+		start := s.pos
+		plain, err := s.skipString()
+		if err != nil {
+			return err
+		}
+		key := s.buf[start+1 : s.pos-1]
+		if !plain {
+			k, err := unquote(s.buf[start:s.pos])
+			if err != nil {
+				return err
+			}
+			key = []byte(k)
+		}
+		s.ws()
+		if s.pos >= len(s.buf) {
+			return errTruncated
+		}
+		if s.buf[s.pos] != ':' {
+			return s.syntax("expected ':'")
+		}
+		s.pos++
+		if err := fn(key); err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.buf) {
+			return errTruncated
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.syntax("expected ',' or closing bracket")
+		}
+	}
+}
+
+// array scans the array at the current position, validating it, and calls
+// fn at each element; fn must consume the element.
+func (s *scanner) array(fn func() error) error {
+	s.ws()
+	if s.pos >= len(s.buf) {
+		return errTruncated
+	}
+	if s.buf[s.pos] != '[' {
+		return s.syntax("expected an array")
+	}
+	s.pos++
+	s.ws()
+	if s.pos < len(s.buf) && s.buf[s.pos] == ']' {
+		s.pos++
+		return nil
+	}
+	for {
+		if err := fn(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.buf) {
+			return errTruncated
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return nil
+		default:
+			return s.syntax("expected ',' or closing bracket")
+		}
+	}
+}
+
 // members calls fn for each member of the object in raw (which must be a
 // complete, already validated object). Keys are unescaped.
 func members(raw []byte, fn func(key string, v value) error) error {
+	return membersRaw(raw, func(key []byte, v value) error { return fn(string(key), v) })
+}
+
+// membersRaw is members with the key as bytes, valid only during the call:
+// unescaped, and for a plain key (the usual case) a slice of raw, so that
+// looking it up in a map costs no allocation.
+func membersRaw(raw []byte, fn func(key []byte, v value) error) error {
 	s := scanner{buf: raw}
 	s.ws()
 	if s.pos >= len(s.buf) || s.buf[s.pos] != '{' {
@@ -278,9 +414,13 @@ func members(raw []byte, fn func(key string, v value) error) error {
 		if kv.kind != kString {
 			return s.syntax("expected a string key")
 		}
-		key, err := unquote(kv.raw)
-		if err != nil {
-			return err
+		key := kv.raw[1 : len(kv.raw)-1]
+		if !kv.plain {
+			k, err := unquote(kv.raw)
+			if err != nil {
+				return err
+			}
+			key = []byte(k)
 		}
 		s.ws()
 		if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {

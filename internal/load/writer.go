@@ -72,11 +72,10 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 	cols := insertColumns(tb, false)
 	synced := toDateTime(syncedAt)
 	for chunk := range slices.Chunk(recs, max(w.MaxBatchRows, 1)) {
-		rows := make([][]any, len(chunk))
-		for i, r := range chunk {
-			rows[i] = entityRow(accountID, r, version, synced)
-		}
-		if err := w.insert(ctx, string(e), cols, rows); err != nil {
+		// Rows are built one at a time into a reused slice and copied into
+		// the driver's column buffers: no [][]any copy of the records.
+		row := func(i int, buf []any) []any { return appendEntityRow(buf[:0], accountID, chunk[i], version, synced) }
+		if err := w.db.insertStream(ctx, w.retry, string(e), cols, len(chunk), row); err != nil {
 			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
 		}
 	}
@@ -109,15 +108,20 @@ func insertColumns(tb *syncer.Table, catalog bool) []string {
 
 func entityRow(accountID string, r syncer.Record, version uint64, synced time.Time, extra ...any) []any {
 	row := make([]any, 0, len(r.Values)+4+len(extra))
-	row = append(row, accountID)
+	return append(appendEntityRow(row, accountID, r, version, synced), extra...)
+}
+
+// appendEntityRow appends the insert values of r (account_id, the typed
+// columns, raw, version, synced_at) to dst.
+func appendEntityRow(dst []any, accountID string, r syncer.Record, version uint64, synced time.Time) []any {
+	dst = append(dst, accountID)
 	for _, v := range r.Values {
 		if s, ok := v.([]string); ok && s == nil {
 			v = []string{}
 		}
-		row = append(row, v)
+		dst = append(dst, v)
 	}
-	row = append(row, r.Raw, version, synced)
-	return append(row, extra...)
+	return append(dst, r.Raw, version, synced)
 }
 
 var (
@@ -196,13 +200,20 @@ func (w *Writer) insert(ctx context.Context, tableName string, cols []string, ro
 }
 
 func (d *DB) insertRows(ctx context.Context, p retryPolicy, tableName string, cols []string, rows [][]any) error {
+	return d.insertStream(ctx, p, tableName, cols, len(rows), func(i int, _ []any) []any { return rows[i] })
+}
+
+// insertStream sends n rows in one INSERT, retrying the whole insert when
+// its outcome is unknown. row(i, buf) returns row i; it may build it in buf,
+// which is reused for the next row once the driver has copied the values.
+func (d *DB) insertStream(ctx context.Context, p retryPolicy, tableName string, cols []string, n int, row func(i int, buf []any) []any) error {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = quote(c)
 	}
 	query := "INSERT INTO " + quote(tableName) + " (" + strings.Join(quoted, ", ") + ")"
 	err := p.do(ctx, d.log, "insert into "+tableName, func() error {
-		return d.sendBatch(ctx, query, rows)
+		return d.sendBatch(ctx, query, n, row)
 	})
 	if err != nil && errors.Is(err, ErrSchema) {
 		return d.explainSchemaError(ctx, tableName, cols, err)
@@ -210,18 +221,48 @@ func (d *DB) insertRows(ctx context.Context, p retryPolicy, tableName string, co
 	return err
 }
 
-func (d *DB) sendBatch(ctx context.Context, query string, rows [][]any) error {
+func (d *DB) sendBatch(ctx context.Context, query string, n int, row func(i int, buf []any) []any) error {
 	batch, err := d.conn.PrepareBatch(d.insertContext(ctx), query)
 	if err != nil {
 		return describe(err)
 	}
 	defer batch.Close()
-	for _, row := range rows {
-		if err := batch.Append(row...); err != nil {
-			return describe(err)
-		}
+	if err := appendBlocks(batch, batch.Flush, n, row); err != nil {
+		return describe(err)
 	}
 	return describe(batch.Send())
+}
+
+// blockRows is how many rows an insert appends before it sends them to the
+// server as one data block of the same INSERT. The driver's column buffers
+// are reused from block to block, so the memory an insert holds stays
+// bounded however many rows it carries; ClickHouse squashes the blocks of
+// one INSERT (min_insert_block_size_rows) before writing parts, so the parts
+// written are the same as for a single block.
+const blockRows = 2000
+
+// rowAppender is what appendBlocks fills: a driver batch, or a bare block in
+// benchmarks.
+type rowAppender interface {
+	Append(v ...any) error
+}
+
+// appendBlocks appends n rows to b, calling flush after every blockRows rows
+// (not after the last ones: Send sends them).
+func appendBlocks(b rowAppender, flush func() error, n int, row func(i int, buf []any) []any) error {
+	var buf []any
+	for i := range n {
+		buf = row(i, buf)
+		if err := b.Append(buf...); err != nil {
+			return err
+		}
+		if (i+1)%blockRows == 0 && i+1 < n {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // explainSchemaError names the columns the table lacks, or says the table
