@@ -1543,19 +1543,20 @@ func TestClientPacesRateLimitWithZero429s(t *testing.T) {
 	}
 }
 
-// When 429s come anyway (forced by fault injection, with and without
-// Retry-After, and from a bucket someone else emptied), the client waits as
-// told and completes correctly.
+// When 429s come anyway — forced by fault injection, with and without
+// Retry-After, on top of the 1,000-an-hour limit — the client waits each one
+// out and completes correctly, and the forced ones are the only 429s it sees.
 func TestClientCompletesWhen429sForced(t *testing.T) {
 	t.Parallel()
 	for _, persona := range []impactsim.Persona{impactsim.Brand, impactsim.Partner} {
 		t.Run(string(persona), func(t *testing.T) {
+			t.Parallel()
 			sp := rateSpec(persona)
-			sp.MediaPartners, sp.Campaigns = min(sp.MediaPartners, 60), min(sp.Campaigns, 60)
 			b := setup(t, sp)
+			b.sim.SetRateLimit(sp.SID, 1000, impactsim.HeadersAuto)
 			e := rateEntity(persona)
 			var faults []impactsim.Fault
-			for k := 2; k <= 50; k += 7 {
+			for k := 2; k <= 1100; k += 97 {
 				f := impactsim.Fault{Kind: impactsim.Fault429, Match: "/" + e.Resource() + "?PageSize=1&Page=" + strconv.Itoa(k)}
 				if k%2 == 1 {
 					f.RetryAfter = 30
@@ -1570,8 +1571,12 @@ func TestClientCompletesWhen429sForced(t *testing.T) {
 				t.Fatal(r.err)
 			}
 			wantTruth(t, e, truthRecords(b.truth(sp.SID), e), r.recs)
+			st := b.sim.Stats(sp.SID)
+			if st.FaultsServed != len(faults) || st.RateLimited != 0 {
+				t.Errorf("simulator served %d of %d forced 429s, and %d of its own", st.FaultsServed, len(faults), st.RateLimited)
+			}
 			if got := tally.RateLimited.Load(); got != uint64(len(faults)) {
-				t.Errorf("429s received %d, want the %d injected", got, len(faults))
+				t.Errorf("429s received %d, want the %d forced", got, len(faults))
 			}
 		})
 	}
