@@ -70,6 +70,8 @@ type Client struct {
 	limiter limiter
 	log     *zap.Logger
 
+	bodies sync.Pool // of *[]byte: page buffers, see readBody
+
 	mu         sync.Mutex
 	serverDate time.Time // Date of the latest response
 	localAt    time.Time // local time it arrived (monotonic)
@@ -371,6 +373,7 @@ func (c *Client) paginate(ctx context.Context, q syncer.Query, first string, yie
 				}
 				received++
 			}
+			c.recycle(body) // the records copied what they keep; only len(p.records) is read below
 			if changed != "" {
 				break
 			}
@@ -660,7 +663,7 @@ func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *synce
 	if resp.StatusCode >= 300 {
 		limit = 64 << 10
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	body, err := c.readBody(resp.Body, resp.ContentLength, limit)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -675,6 +678,38 @@ func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *synce
 			Err: fmt.Errorf("body is not JSON (Content-Type %q, starts %q)", resp.Header.Get("Content-Type"), snippet(body))}
 	}
 	return body, nil
+}
+
+// readBody reads a response body of n bytes (-1: unknown), at most limit.
+// A body of known length is read into a buffer of exactly that size, taken
+// from the pool of page buffers when one is large enough: a 20,000-action
+// page is 20 MB, and growing a buffer to that size by doubling copies it
+// twice and leaves the garbage of every step.
+func (c *Client) readBody(r io.Reader, n, limit int64) ([]byte, error) {
+	if n < 0 || n > limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	var buf []byte
+	if p, ok := c.bodies.Get().(*[]byte); ok && int64(cap(*p)) >= n {
+		buf = (*p)[:n]
+	} else {
+		buf = make([]byte, n)
+	}
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// recycle returns a page buffer to the pool once nothing refers to it: the
+// records decoded from a page copy what they keep.
+func (c *Client) recycle(body []byte) {
+	if cap(body) >= 64<<10 {
+		c.bodies.Put(&body)
+	}
 }
 
 func (c *Client) observe(e syncer.Entity, status int) {
