@@ -1,0 +1,803 @@
+package main
+
+// Fault-injection suite (issue 9, `make test-faults`): faults at every joint
+// of a sync — the impact.com API, ClickHouse, the process, the credentials,
+// the command line and the HTTP surface. Every scenario ends by comparing
+// ClickHouse with the simulator's truth through FINAL, by reading sync_runs
+// (a failed run is recorded as failed with its account, entity and reason;
+// the next run completes) and by checking sync_state: no watermark stands
+// past a record that is not in ClickHouse. docs/reliability.md is the table
+// of what is tried here; the counts it quotes come from the t.Logf lines
+// "fault counts: ...".
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/impact-syncer/impact-syncer/internal/impactsim"
+	"github.com/impact-syncer/impact-syncer/internal/load"
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/truthcheck"
+)
+
+// faultCounts are what a test reports for docs/reliability.md.
+type faultCounts struct {
+	scenarios  atomic.Int64
+	killPoints atomic.Int64
+	rows       atomic.Int64 // truth records compared with ClickHouse, field by field
+	watermarks atomic.Int64 // sync_state watermarks checked against ClickHouse
+}
+
+func (c *faultCounts) log(t *testing.T) {
+	t.Helper()
+	t.Logf("fault counts: %d scenarios, %d kill points, %d rows compared, %d watermarks checked",
+		c.scenarios.Load(), c.killPoints.Load(), c.rows.Load(), c.watermarks.Load())
+}
+
+// faultBundle is a bundle whose CLI runs log at debug level into one buffer,
+// scanned for secrets when the test ends.
+type faultBundle struct {
+	*bundle
+	logs    *syncBuffer
+	secrets *[]string
+	counts  *faultCounts
+}
+
+// with returns the bundle reporting to t (a subtest).
+func (f *faultBundle) with(t *testing.T) *faultBundle {
+	b := *f.bundle
+	b.t = t
+	g := *f
+	g.bundle = &b
+	return &g
+}
+
+func setupFaults(t *testing.T) *faultBundle {
+	t.Helper()
+	b := setup(t)
+	t.Setenv("SYNCER_LOG_LEVEL", "debug")
+	f := &faultBundle{bundle: b, logs: &syncBuffer{}, secrets: &[]string{b.key}, counts: &faultCounts{}}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			f.scanSecrets(f.logs.String(), "the debug logs")
+		}
+		f.counts.log(t)
+	})
+	return f
+}
+
+// scanSecrets fails the test if any known secret appears in text.
+func (f *faultBundle) scanSecrets(text, where string) {
+	f.t.Helper()
+	for _, s := range *f.secrets {
+		if s != "" && strings.Contains(text, s) {
+			f.t.Errorf("a secret (%d chars) appears in %s", len(s), where)
+		}
+	}
+}
+
+// run runs the CLI in-process; its logs go to f.logs.
+func (f *faultBundle) run(stdin string, args ...string) (string, error) {
+	f.t.Helper()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(f.t.Context(), 4*time.Minute)
+	defer cancel()
+	err := run(ctx, args, strings.NewReader(stdin), &out, f.logs)
+	if err != nil {
+		// what a user sees: the error, the report and the log lines of the run
+		f.scanSecrets(err.Error(), "an error message")
+	}
+	f.scanSecrets(out.String(), "the command output")
+	return out.String(), err
+}
+
+func (f *faultBundle) mustRun(stdin string, args ...string) string {
+	f.t.Helper()
+	out, err := f.run(stdin, args...)
+	if err != nil {
+		f.t.Fatalf("syncer %s: %v\n%s\nlogs:\n%s", strings.Join(args, " "), err, out, tail(f.logs.String(), 4000))
+	}
+	return out
+}
+
+// addAccount creates the simulator account and registers it.
+func (f *faultBundle) addAccount(id string, spec impactsim.AccountSpec) {
+	f.t.Helper()
+	if err := f.sim.AddAccount(spec); err != nil {
+		f.t.Fatal(err)
+	}
+	*f.secrets = append(*f.secrets, spec.Token)
+	f.mustRun(spec.Token+"\n", "accounts", "add", "--id", id, "--persona", string(spec.Persona), "--sid", spec.SID, "--token-stdin")
+}
+
+// equalsTruth compares every entity of the account with the simulator's
+// truth, field by field, and checks that FINAL shows every key once.
+func (f *faultBundle) equalsTruth(id, sid string, entities ...syncer.Entity) {
+	f.t.Helper()
+	compareTruth(f.t, f.db, f.counts, id, f.sim.Truth(sid), entities...)
+}
+
+func compareTruth(t *testing.T, db *load.DB, c *faultCounts, id string, truth impactsim.Truth, entities ...syncer.Entity) {
+	t.Helper()
+	for _, e := range entities {
+		res, err := truthcheck.Compare(t.Context(), db, id, truth, e, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", e, err)
+		}
+		if res.Expected == 0 {
+			t.Errorf("%s: the simulator holds no records; the comparison proves nothing", e)
+		}
+		if !res.OK() {
+			t.Errorf("%s %s differs from the simulator:\n  %s", id, res, strings.Join(res.Diffs, "\n  "))
+		}
+		c.rows.Add(int64(res.Expected))
+	}
+	for _, table := range []string{"actions", "action_updates"} {
+		var rows, keys uint64
+		q := fmt.Sprintf("SELECT count(), uniqExact(id) FROM `%s` FINAL WHERE account_id = ?", table)
+		if err := db.QueryRow(t.Context(), q, id).Scan(&rows, &keys); err != nil {
+			t.Fatal(err)
+		}
+		if rows != keys {
+			t.Errorf("%s %s: %d rows through FINAL for %d keys", id, table, rows, keys)
+		}
+	}
+}
+
+// watermark is one sync_state row as readers see it.
+type watermark struct {
+	entity   syncer.Entity
+	campaign string
+	scan     string
+	at       time.Time
+}
+
+func readWatermarks(t *testing.T, db *load.DB, id string) []watermark {
+	t.Helper()
+	rows, err := db.Query(t.Context(), "SELECT entity, campaign_id, scan, argMax(watermark, version) FROM sync_state "+
+		"WHERE account_id = ? GROUP BY entity, campaign_id, scan ORDER BY entity, campaign_id, scan", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []watermark
+	for rows.Next() {
+		var w watermark
+		var e string
+		if err := rows.Scan(&e, &w.campaign, &w.scan, &w.at); err != nil {
+			t.Fatal(err)
+		}
+		w.entity = syncer.Entity(e)
+		out = append(out, w)
+	}
+	return out
+}
+
+// checkWatermarks proves that no watermark of the account stands past data
+// that is not loaded: every truth record whose filter date is at or before a
+// watermark of its campaign scope is in ClickHouse, and a record the
+// last-updated watermark covers is there as it was last updated (amounts,
+// every other column but the state and clearing, which change without an
+// update). It returns the number of watermarks checked.
+func checkWatermarks(t *testing.T, db *load.DB, c *faultCounts, id string, truth impactsim.Truth) int {
+	t.Helper()
+	wms := readWatermarks(t, db, id)
+	loaded := map[syncer.Entity]map[string][]any{}
+	for _, e := range syncer.ActivityEntities {
+		rows, err := truthcheck.Read(t.Context(), db, id, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded[e] = rows
+	}
+	checked := 0
+	for _, w := range wms {
+		filter, from, ok := scanFilter(w.scan)
+		if !ok {
+			continue
+		}
+		checked++
+		tb := syncer.Tables[w.entity]
+		var missing, stale []string
+		for key, rec := range truthcheck.Records(truth, w.entity) {
+			if w.campaign != "" && rec.FieldByName("CampaignId").String() != w.campaign {
+				continue
+			}
+			d := filterDate(w.entity, rec, filter)
+			if d.IsZero() || d.After(w.at) || d.Before(from) {
+				continue
+			}
+			row, ok := loaded[w.entity][key]
+			if !ok {
+				missing = append(missing, fmt.Sprintf("%s (%s %s)", key, filter, d.Format(time.RFC3339)))
+				continue
+			}
+			if filter != syncer.ByUpdated {
+				continue
+			}
+			for i, col := range tb.Columns {
+				if col.Name == "state" || col.Name == "cleared_date" || col.Name == "clearing_date" {
+					continue
+				}
+				exp, found := truthcheck.Expected(rec, col)
+				if found && fmt.Sprint(exp) != fmt.Sprint(row[i]) && !sameValue(exp, row[i]) {
+					stale = append(stale, fmt.Sprintf("%s %s: ClickHouse %v, truth %v", key, col.Name, row[i], exp))
+				}
+			}
+		}
+		sort.Strings(missing)
+		sort.Strings(stale)
+		if len(missing) > 0 {
+			t.Errorf("sync_state %s %s campaign %q scan %s stands at %s, but %d records at or before it are not in ClickHouse: %v",
+				id, w.entity, w.campaign, w.scan, w.at.Format(time.RFC3339), len(missing), firstN(missing, 5))
+		}
+		if len(stale) > 0 {
+			t.Errorf("sync_state %s %s campaign %q scan %s stands at %s, but %d values updated before it are stale in ClickHouse: %v",
+				id, w.entity, w.campaign, w.scan, w.at.Format(time.RFC3339), len(stale), firstN(stale, 5))
+		}
+	}
+	if c != nil {
+		c.watermarks.Add(int64(checked))
+	}
+	return checked
+}
+
+// sameValue compares a normalised truth value with a ClickHouse value
+// loosely enough for decimals and times.
+func sameValue(exp, got any) bool {
+	type decimalish interface{ String() string }
+	switch g := got.(type) {
+	case time.Time:
+		if e, ok := exp.(time.Time); ok {
+			return e.Equal(g) || (e.IsZero() && g.Unix() == 0)
+		}
+	}
+	if e, ok := exp.(decimalish); ok {
+		if g, ok := got.(decimalish); ok {
+			return strings.TrimRight(strings.TrimRight(e.String(), "0"), ".") == strings.TrimRight(strings.TrimRight(g.String(), "0"), ".")
+		}
+	}
+	return reflect.DeepEqual(exp, got)
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("… %d more", len(s)-n))
+	}
+	return s
+}
+
+// scanFilter maps a watermark's scan name to its date filter and the start
+// of the range it covers.
+func scanFilter(scan string) (syncer.DateFilter, time.Time, bool) {
+	switch scan {
+	case syncer.ScanUpdated:
+		return syncer.ByUpdated, time.Time{}, true
+	case syncer.ScanLocking, syncer.ScanClearing:
+		return syncer.ByLocking, time.Time{}, true
+	case syncer.ScanEvent:
+		return syncer.ByEvent, time.Time{}, true
+	}
+	// backfill:<filter>:<from>..<to>
+	if rest, ok := strings.CutPrefix(scan, "backfill:"); ok {
+		f, rng, ok := strings.Cut(rest, ":")
+		if !ok {
+			return "", time.Time{}, false
+		}
+		fromName, _, _ := strings.Cut(rng, "..")
+		from, _ := time.Parse(time.RFC3339, fromName) // "reach": zero
+		return syncer.DateFilter(f), from, true
+	}
+	return "", time.Time{}, false // event_until and the like are not watermarks of loaded data
+}
+
+// filterDate is the date a record is filtered on.
+func filterDate(e syncer.Entity, rec reflect.Value, f syncer.DateFilter) time.Time {
+	name := map[syncer.DateFilter]string{syncer.ByUpdated: "LastUpdated", syncer.ByEvent: "EventDate", syncer.ByLocking: "LockingDate"}[f]
+	if e == syncer.ActionUpdates {
+		name = map[syncer.DateFilter]string{syncer.ByUpdated: "UpdateDate", syncer.ByEvent: "ActionDate", syncer.ByLocking: "LockingDate"}[f]
+	}
+	v := rec.FieldByName(name)
+	if !v.IsValid() {
+		return time.Time{}
+	}
+	return v.Interface().(time.Time)
+}
+
+// runIDs lists the ids of the account's runs in sync_runs.
+func runIDs(t *testing.T, db *load.DB, id string) map[string]bool {
+	t.Helper()
+	runs, err := load.NewRunStore(db).Runs(t.Context(), id, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, r := range runs {
+		out[r.ID] = true
+	}
+	return out
+}
+
+// newRuns returns the account's runs not in before, as sync_runs shows them.
+func newRuns(t *testing.T, db *load.DB, id string, before map[string]bool) []syncer.Run {
+	t.Helper()
+	runs, err := load.NewRunStore(db).Runs(t.Context(), id, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []syncer.Run
+	for _, r := range runs {
+		if !before[r.ID] {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b syncer.Run) int { return a.StartedAt.Compare(b.StartedAt) })
+	return out
+}
+
+// requireAllSucceeded fails unless every run in runs succeeded.
+func requireAllSucceeded(t *testing.T, runs []syncer.Run, what string) {
+	t.Helper()
+	if len(runs) == 0 {
+		t.Errorf("%s: no runs recorded", what)
+	}
+	for _, r := range runs {
+		if r.Status != syncer.RunSucceeded {
+			t.Errorf("%s: run %s %s %s: %s %q", what, r.ID, r.AccountID, r.Entity, r.Status, r.Error)
+		}
+	}
+}
+
+// requireFailedRun finds the run of entity that failed, recorded with a
+// reason containing every one of reason.
+func requireFailedRun(t *testing.T, runs []syncer.Run, id string, e syncer.Entity, reason ...string) syncer.Run {
+	t.Helper()
+	for _, r := range runs {
+		if r.Entity != e {
+			continue
+		}
+		if r.Status != syncer.RunFailed || r.AccountID != id {
+			t.Errorf("run %s of %s %s: status %s, want failed (error %q)", r.ID, r.AccountID, e, r.Status, r.Error)
+			return r
+		}
+		for _, want := range reason {
+			if !strings.Contains(r.Error, want) {
+				t.Errorf("failed run of %s %s: the reason %q does not say %q", id, e, r.Error, want)
+			}
+		}
+		return r
+	}
+	t.Errorf("no run of %s %s recorded among %d new runs", id, e, len(runs))
+	return syncer.Run{}
+}
+
+// --- a TCP proxy between the syncer and ClickHouse -------------------------
+
+// chProxy forwards the native protocol to ClickHouse and fails inserts into
+// a table on request: before the server sees them (failInsert) or after the
+// server has written them, by dropping the connection instead of passing the
+// server's acknowledgement on (dropAck).
+type chProxy struct {
+	t      *testing.T
+	target string
+	ln     net.Listener
+
+	mu       sync.Mutex
+	failN    map[string]int // table → inserts still to cut before the server sees them
+	dropN    map[string]int // table → inserts whose acknowledgement is still to drop
+	onDrop   func(table string, ack []byte)
+	cut      int // inserts cut
+	dropped  int // acknowledgements dropped
+	conns    map[net.Conn]bool
+	disabled bool // refuse every connection (ClickHouse "down" for this client)
+}
+
+func startProxy(t *testing.T, target string) *chProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &chProxy{t: t, target: target, ln: ln, failN: map[string]int{}, dropN: map[string]int{}, conns: map[net.Conn]bool{}}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+	})
+	return p
+}
+
+func (p *chProxy) addr() string { return p.ln.Addr().String() }
+
+// failInsert cuts the next n inserts into table before ClickHouse sees them.
+func (p *chProxy) failInsert(table string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failN[table] = n
+}
+
+// dropAck lets the next n inserts into table reach ClickHouse, then drops
+// the connection instead of forwarding the server's answer.
+func (p *chProxy) dropAck(table string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropN[table] = n
+}
+
+func (p *chProxy) stats() (cut, dropped int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut, p.dropped
+}
+
+func (p *chProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[s] = true, true
+		p.mu.Unlock()
+		go p.pipe(c, s)
+	}
+}
+
+// insertTable returns the table of an INSERT in b, if any.
+func insertTable(b []byte) string {
+	i := bytes.Index(b, []byte("INSERT INTO `"))
+	if i < 0 {
+		return ""
+	}
+	rest := b[i+len("INSERT INTO `"):]
+	j := bytes.IndexByte(rest, '`')
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+func (p *chProxy) pipe(client, server net.Conn) {
+	var (
+		mu         sync.Mutex
+		dropTable  string // an insert whose ack is to be dropped is under way
+		replied    bool   // the server answered the insert query (its sample block)
+		clientSent bool   // the client sent its data after that answer
+		once       sync.Once
+	)
+	closeBoth := func() {
+		once.Do(func() {
+			client.Close()
+			server.Close()
+			p.mu.Lock()
+			delete(p.conns, client)
+			delete(p.conns, server)
+			p.mu.Unlock()
+		})
+	}
+	go func() { // client → server
+		defer closeBoth()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				chunk := buf[:n]
+				if table := insertTable(chunk); table != "" {
+					p.mu.Lock()
+					cut := p.failN[table] > 0
+					if cut {
+						p.failN[table]--
+						p.cut++
+					}
+					drop := !cut && p.dropN[table] > 0
+					if drop {
+						p.dropN[table]--
+					}
+					p.mu.Unlock()
+					if cut {
+						return
+					}
+					if drop {
+						mu.Lock()
+						dropTable, replied, clientSent = table, false, false
+						mu.Unlock()
+					}
+				} else {
+					mu.Lock()
+					if dropTable != "" && replied {
+						clientSent = true
+					}
+					mu.Unlock()
+				}
+				if _, err := server.Write(chunk); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// server → client
+	defer closeBoth()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 {
+			mu.Lock()
+			table, ack := dropTable, dropTable != "" && replied && clientSent
+			if dropTable != "" && !replied {
+				replied = true
+			}
+			mu.Unlock()
+			if ack {
+				p.mu.Lock()
+				p.dropped++
+				hook := p.onDrop
+				p.mu.Unlock()
+				if hook != nil {
+					hook(table, slices.Clone(buf[:n]))
+				}
+				return // the server wrote the rows; the client never hears it
+			}
+			if _, err := client.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+var (
+	_ = errors.New
+	_ = io.EOF
+)
+
+// --- the impact.com API -----------------------------------------------------
+
+// apiFault is one API fault scenario: faults injected before an incremental
+// sync, and what that sync must do.
+type apiFault struct {
+	name   string
+	faults []impactsim.Fault
+	env    map[string]string // extra environment for the faulted run
+	bulk   int               // actions to add first (PageSize 2000: 2,100 make two pages)
+	before func(f *faultBundle, sid string)
+	// fails is the entity whose run must fail loudly ("" when the run
+	// recovers), with a reason holding every one of reason.
+	fails  syncer.Entity
+	reason []string
+	check  func(t *testing.T, runs []syncer.Run)
+}
+
+// TestIntegrationFaultAPI injects every API fault of issue 9 into the
+// incremental syncs of a brand account whose Actions and ActionUpdates run
+// to three pages (4,100 actions in the 24-hour overlap at PageSize 2000).
+// Each scenario either recovers and completes, or fails loudly — sync_runs
+// names the account, the entity and the reason — and the next run completes;
+// after each, ClickHouse equals the truth and no watermark stands past data
+// that is not loaded.
+func TestIntegrationFaultAPI(t *testing.T) {
+	f := setupFaults(t)
+	t.Setenv("SYNCER_PAGE_SIZE_ACTIONS", "2000")
+	// Incremental runs reach back one second before their watermark, so a
+	// scenario reads what changed since the previous one and nothing more.
+	t.Setenv("SYNCER_OVERLAP", "1s")
+	f.mustRun("", "migrate")
+	const id, sid = "api", "IRFAULTAPI000000000000000000001"
+	spec := brandSpec(sid)
+	spec.Campaigns, spec.Actions, spec.MediaPartners, spec.PromoCodes = 1, 300, 8, 6
+	f.addAccount(id, spec)
+	f.mustRun("", "sync")
+	f.equalsTruth(id, sid, syncer.AllEntities...)
+	checkWatermarks(t, f.db, f.counts, id, f.sim.Truth(sid))
+
+	page := func(resource string, n int) string {
+		return fmt.Sprintf("/%s?PageSize=2000&Page=%d", resource, n)
+	}
+	waited := func(min uint64) func(t *testing.T, runs []syncer.Run) {
+		return func(t *testing.T, runs []syncer.Run) {
+			var got uint64
+			for _, r := range runs {
+				got += r.RateLimitWaits
+			}
+			if got < min {
+				t.Errorf("sync_runs shows %d rate-limit waits, want at least %d", got, min)
+			}
+		}
+	}
+	cases := []apiFault{
+		{name: "html_500", faults: []impactsim.Fault{{Kind: impactsim.FaultHTML500, Times: 2, Match: "Actions"}}},
+		{name: "empty_500", faults: []impactsim.Fault{{Kind: impactsim.FaultEmpty500, Times: 2, Match: "ActionUpdates"}}},
+		{name: "gateway_502_503_504", faults: []impactsim.Fault{
+			{Kind: impactsim.FaultStatus, Status: 502, Match: "Campaigns"},
+			{Kind: impactsim.FaultStatus, Status: 503, Match: "Actions"},
+			{Kind: impactsim.FaultStatus, Status: 504, Match: "ActionUpdates"}}},
+		{name: "truncated_json", faults: []impactsim.Fault{{Kind: impactsim.FaultTruncated, Times: 2, Match: "Actions"}}},
+		{name: "connection_reset_mid_body", faults: []impactsim.Fault{{Kind: impactsim.FaultReset, Times: 2, Match: "ActionUpdates"}}},
+		{name: "slower_than_client_timeout", env: map[string]string{"SYNCER_REQUEST_TIMEOUT": "2s"},
+			faults: []impactsim.Fault{{Kind: impactsim.FaultSlow, Delay: 6 * time.Second, Times: 2, Match: "Actions"}}},
+		{name: "429_storm_with_retry_after", check: waited(3),
+			faults: []impactsim.Fault{{Kind: impactsim.Fault429, RetryAfter: 1, Times: 3, Match: "Actions"}}},
+		{name: "429_storm_without_retry_after", check: waited(2), before: nearRateWindowEnd,
+			faults: []impactsim.Fault{{Kind: impactsim.Fault429, Times: 2, Match: "ActionUpdates"}}},
+		{name: "total_inconsistent_once", faults: []impactsim.Fault{{Kind: impactsim.FaultTotalMismatch, Match: "Actions"}}},
+		{name: "total_inconsistent_every_read", faults: []impactsim.Fault{{Kind: impactsim.FaultTotalMismatch, Times: 8, Match: "ActionUpdates"}},
+			fails: syncer.ActionUpdates, reason: []string{"@total", "kept changing"}},
+		{name: "unknown_list_key", faults: []impactsim.Fault{{Kind: impactsim.FaultUnknownListKey, Match: "Actions"}},
+			fails: syncer.Actions, reason: []string{`no "Actions" list`, "Records"}},
+		{name: "malformed_date_in_record", faults: []impactsim.Fault{{Kind: impactsim.FaultBadDate, Match: "ActionUpdates"}},
+			fails: syncer.ActionUpdates, reason: []string{"could not be decoded", "not-a-date"}},
+		{name: "malformed_amount_in_record", faults: []impactsim.Fault{{Kind: impactsim.FaultBadAmount, Match: "Actions"}},
+			fails: syncer.Actions, reason: []string{"could not be decoded", "12,34"}},
+		{name: "malformed_date_in_catalog", faults: []impactsim.Fault{{Kind: impactsim.FaultBadDate, Match: "PromoCodes"}},
+			fails: syncer.PromoCodes, reason: []string{"could not be decoded", "not-a-date"}},
+		{name: "nextpageuri_backwards", bulk: 4100, faults: []impactsim.Fault{{Kind: impactsim.FaultNextBackwards, Match: page("Actions", 2)}},
+			fails: syncer.Actions, reason: []string{"@nextpageuri", "goes back to page 1 from page 2"}},
+		{name: "nextpageuri_loop", bulk: 2100, faults: []impactsim.Fault{{Kind: impactsim.FaultNextLoop, Match: "ActionUpdates"}},
+			fails: syncer.ActionUpdates, reason: []string{"@nextpageuri", "page 1 from page 1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := f.with(t)
+			g.apiScenario(id, sid, c)
+		})
+	}
+}
+
+// nearRateWindowEnd moves the simulator clock to a second before the
+// account's hourly rate window renews, so a 429 without Retry-After tells
+// the client (by X-RateLimit-Reset) to wait a second, not an hour.
+func nearRateWindowEnd(f *faultBundle, sid string) {
+	f.t.Helper()
+	reset := probeRateReset(f, sid)
+	if reset > 1 {
+		f.sim.Clock().Advance(time.Duration(reset-1) * time.Second)
+	}
+	if r := probeRateReset(f, sid); r > 2 {
+		f.t.Fatalf("X-RateLimit-Reset is %d s after moving the clock", r)
+	}
+}
+
+func probeRateReset(f *faultBundle, sid string) int {
+	f.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.api.URL+"/Advertisers/"+sid+"/CompanyInformation", nil)
+	req.SetBasicAuth(sid, "tok-"+sid+"-s3cr3t-value")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	n, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Reset"))
+	if err != nil {
+		f.t.Fatalf("X-RateLimit-Reset %q: %v", resp.Header.Get("X-RateLimit-Reset"), err)
+	}
+	return n
+}
+
+// churn makes changes for the next incremental run to pick up: new
+// actions, a modified and a reversed one.
+func (f *faultBundle) churn(sid string, n int) {
+	f.t.Helper()
+	f.sim.Clock().Advance(30 * time.Minute)
+	if _, err := f.sim.AddActions(sid, n, ""); err != nil {
+		f.t.Fatal(err)
+	}
+	var pending []impactsim.Action
+	for _, a := range f.sim.Truth(sid).Actions {
+		if a.State == "PENDING" {
+			pending = append(pending, a)
+		}
+	}
+	if len(pending) < 2 {
+		f.t.Fatalf("only %d pending actions left", len(pending))
+	}
+	a, b := pending[len(pending)/3], pending[2*len(pending)/3]
+	if err := f.sim.ModifyAction(sid, a.Id, "1.50", "0.15"); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.sim.ReverseAction(sid, b.Id); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *faultBundle) apiScenario(id, sid string, c apiFault) {
+	t := f.t
+	f.churn(sid, 7+c.bulk)
+	if c.before != nil {
+		c.before(f, sid)
+	}
+	for k, v := range c.env {
+		t.Setenv(k, v)
+	}
+	before := runIDs(t, f.db, id)
+	servedBefore := f.sim.Stats(sid).FaultsServed
+	want := 0
+	for _, ft := range c.faults {
+		want += max(ft.Times, 1)
+	}
+	f.sim.InjectFaults(sid, c.faults...)
+	start := time.Now()
+	out, err := f.run("", "sync", "--account", id)
+	took := time.Since(start)
+	served := f.sim.Stats(sid).FaultsServed - servedBefore
+	f.sim.ClearFaults(sid)
+	if served != want {
+		t.Errorf("the simulator served %d faulted responses, want %d: the scenario did not exercise the fault", served, want)
+	}
+	runs := newRuns(t, f.db, id, before)
+	f.counts.scenarios.Add(1)
+	if c.fails == "" {
+		if err != nil {
+			t.Fatalf("the run did not recover: %v\n%s", err, out)
+		}
+		requireAllSucceeded(t, runs, "faulted run")
+		if c.check != nil {
+			c.check(t, runs)
+		}
+		t.Logf("observed: recovered in %s; %s", took.Round(100*time.Millisecond), runSummary(runs))
+	} else {
+		if err == nil {
+			t.Fatalf("the run succeeded despite the fault:\n%s\nlogs:\n%s", out, tail(f.logs.String(), 6000))
+		}
+		r := requireFailedRun(t, runs, id, c.fails, c.reason...)
+		for _, want := range []string{id, string(c.fails), "failed"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the sync report does not show %q:\n%s", want, out)
+			}
+		}
+		for _, other := range runs {
+			if other.Entity != c.fails && other.Status != syncer.RunSucceeded {
+				t.Errorf("the fault in %s also failed %s: %s %q", c.fails, other.Entity, other.Status, other.Error)
+			}
+		}
+		// nothing is committed past what was not loaded
+		checkWatermarks(t, f.db, f.counts, id, f.sim.Truth(sid))
+		t.Logf("observed: failed loudly in %s: exit %v; sync_runs %s %s: %q", took.Round(100*time.Millisecond), err, r.Entity, r.Status, r.Error)
+		before = runIDs(t, f.db, id)
+		f.mustRun("", "sync", "--account", id)
+		requireAllSucceeded(t, newRuns(t, f.db, id, before), "the next run")
+	}
+	for k := range c.env {
+		t.Setenv(k, "")
+		if k == "SYNCER_REQUEST_TIMEOUT" {
+			t.Setenv(k, "2m")
+		}
+	}
+	f.equalsTruth(id, sid, syncer.AllEntities...)
+	checkWatermarks(t, f.db, f.counts, id, f.sim.Truth(sid))
+}
+
+func runSummary(runs []syncer.Run) string {
+	var parts []string
+	for _, r := range runs {
+		parts = append(parts, fmt.Sprintf("%s %s (%d rows, %d requests, %d 429 waits)", r.Entity, r.Status, r.Rows, r.Requests, r.RateLimitWaits))
+	}
+	return strings.Join(parts, ", ")
+}
