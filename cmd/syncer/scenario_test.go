@@ -440,3 +440,72 @@ func TestIntegrationScenarioWindowsFollowTheAPIClock(t *testing.T) {
 		}
 	}
 }
+
+// reachable reports whether the API can still return a record through one
+// of its date filters, each limited to times at or after since (EventDate,
+// LockingDate and last-updated for actions; ActionDate, LockingDate and
+// UpdateDate for action updates).
+func reachable(since time.Time, fields ...string) keep {
+	return func(v reflect.Value) bool {
+		for _, f := range fields {
+			if t := v.FieldByName(f).Interface().(time.Time); !t.IsZero() && !t.Before(since) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// TestIntegrationScenarioFirstSyncReachesEveryActionTheAPIServes (issue
+// 10): actions spread over 3.5 years, some with open-ended (730-day)
+// locking. After the first sync the warehouse holds exactly the actions the
+// API can still return through any of its three date filters (computed here
+// from the simulator's data with the product's 5-minute margin,
+// syncer.MaxReach), and the action updates likewise.
+func TestIntegrationScenarioFirstSyncReachesEveryActionTheAPIServes(t *testing.T) {
+	for _, p := range scenarioPersonas {
+		t.Run(string(p), func(t *testing.T) {
+			b := setup(t)
+			b.mustCLI("", "migrate")
+			spec := scenarioSpec(p, "IRREACH"+strings.ToUpper(string(p))+"000000000001", 6000)
+			spec.History = 3*365*day + 182*day
+			spec.Campaigns = 2 // a first sync makes ~125 requests per campaign
+			acct := b.addScenarioAccount(spec)
+			now := b.sim.Clock().Now()
+			since := now.Add(-syncer.MaxReach)
+
+			// The product's "now" is the API's Date plus the seconds its run
+			// has taken; keep every date clear of that small band so the
+			// expected set cannot depend on timing.
+			truth := b.sim.Truth(acct.sid)
+			var old, onlyLocking, openEnded int
+			for _, a := range truth.Actions {
+				for _, d := range []time.Time{a.EventDate, a.LockingDate, a.LastUpdated} {
+					if !d.Before(since) && d.Before(since.Add(2*time.Minute)) {
+						t.Fatalf("action %s has a date at %s, within 2 minutes of the reach; move the clock", a.Id, d)
+					}
+				}
+				if a.EventDate.Before(since) {
+					old++
+					if reachable(since, "LockingDate")(reflect.ValueOf(a)) && !reachable(since, "EventDate", "LastUpdated")(reflect.ValueOf(a)) {
+						onlyLocking++
+						if a.LockingDate.Sub(a.EventDate) > 700*day {
+							openEnded++
+						}
+					}
+				}
+			}
+			t.Logf("%d actions, %d with an EventDate older than the reach; %d of those reachable only by LockingDate, %d through open-ended locking",
+				len(truth.Actions), old, onlyLocking, openEnded)
+			if openEnded < 5 || old-onlyLocking < 100 {
+				t.Fatalf("the data does not exercise the reach: %d open-ended, %d unreachable", openEnded, old-onlyLocking)
+			}
+
+			b.mustCLI("", "sync")
+			b.compareActivity(acct, reachable(since, "EventDate", "LockingDate", "LastUpdated"),
+				reachable(since, "ActionDate", "LockingDate", "UpdateDate"))
+			b.noDuplicateKeys("actions")
+			b.noDuplicateKeys("action_updates")
+		})
+	}
+}

@@ -196,45 +196,57 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 	if err != nil {
 		return nil, err
 	}
+	// firstSweep is a sweep of the first sync only, over the API's whole
+	// reach up to the first sync's now (kept under name+"_until"), resumed
+	// where it stopped. It returns the scan's index, or -1 when it is done.
+	firstSweep := func(name string, f DateFilter) (int, error) {
+		until, haveUntil, err := wm(name + "_until")
+		if err != nil {
+			return -1, err
+		}
+		if !haveUntil && !haveUpdated {
+			until, haveUntil = now, true
+			if err := p.s.State.SetWatermark(ctx, key(name+"_until"), until); err != nil {
+				return -1, err
+			}
+		}
+		if !haveUntil {
+			return -1, nil
+		}
+		done, ok, err := wm(name)
+		if err != nil {
+			return -1, err
+		}
+		if ok && !done.Before(until) {
+			return -1, nil
+		}
+		from := reach
+		if ok {
+			from = clamp(done.Add(time.Second))
+		}
+		scans = append(scans, scan{Key: key(name), Filter: f, From: from, To: until})
+		return len(scans) - 1, nil
+	}
 	if e == ActionUpdates {
-		up, err := incremental(ScanUpdated, ByUpdated)
+		// The first sync also sweeps LockingDate: the initial update of an
+		// action whose event is older than the reach but which locks
+		// within it can be read no other way. That sweep reads every update
+		// whose action can still clear, so it stands in for the first
+		// clearing re-scan.
+		sweep, err := firstSweep(ScanLocking, ByLocking)
 		if err != nil {
 			return nil, err
 		}
-		// The first sweep by UpdateDate over the whole reach reads every
-		// update as of now: an update whose action can still clear was made
-		// after its EventDate, less than 730 days before its LockingDate.
-		if haveUpdated {
-			up = -1
+		if _, err := incremental(ScanUpdated, ByUpdated); err != nil {
+			return nil, err
 		}
-		return scans, clearing(up)
+		return scans, clearing(sweep)
 	}
 	// The first sync also sweeps EventDate over the whole reach: together
 	// with the last-updated and locking sweeps it reaches every action any of
 	// the API's three date filters can still return.
-	until, haveUntil, err := wm(ScanEvent + "_until")
-	if err != nil {
+	if _, err := firstSweep(ScanEvent, ByEvent); err != nil {
 		return nil, err
-	}
-	if !haveUntil && !haveUpdated {
-		until, haveUntil = now, true
-		uk := key(ScanEvent + "_until")
-		if err := p.s.State.SetWatermark(ctx, uk, until); err != nil {
-			return nil, err
-		}
-	}
-	if haveUntil {
-		ev, ok, err := wm(ScanEvent)
-		if err != nil {
-			return nil, err
-		}
-		from := reach
-		if ok {
-			from = clamp(ev.Add(time.Second))
-		}
-		if !ok || ev.Before(until) {
-			scans = append(scans, scan{Key: key(ScanEvent), Filter: ByEvent, From: from, To: until})
-		}
 	}
 	if _, err := incremental(ScanUpdated, ByUpdated); err != nil {
 		return nil, err
@@ -274,10 +286,16 @@ func (p *pass) planBackfill(ctx context.Context, e Entity, campaign string, now,
 	} else {
 		to = now
 	}
+	// A range is read by EventDate (ActionUpdates: UpdateDate); without
+	// --from the backfill reaches everything the API's date filters can
+	// still return, as the first sync does.
 	filters := []DateFilter{ByEvent}
-	if e == ActionUpdates {
+	switch {
+	case e == ActionUpdates && p.req.From.IsZero():
+		filters = []DateFilter{ByUpdated, ByLocking}
+	case e == ActionUpdates:
 		filters = []DateFilter{ByUpdated}
-	} else if p.req.From.IsZero() {
+	case p.req.From.IsZero():
 		filters = []DateFilter{ByEvent, ByUpdated, ByLocking}
 	}
 	var scans []scan
