@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -103,7 +105,33 @@ func (a *app) routes() http.Handler {
 	}
 	if a.callback != nil {
 		mux.Handle(a.callbackPath(), a.callback)
+		mux.HandleFunc("GET /oauth/start", a.oauthStart)
 	}
 	mux.HandleFunc("GET /{$}", a.statusPage)
 	return mux
+}
+
+// oauthStart begins an OAuth connection from the worker, whose callback path
+// then completes it: GET /oauth/start?account=ID&persona=brand&sid=SID
+// redirects the browser to impact.com's consent page. Only requests from
+// this machine (loopback) may start one.
+func (a *app) oauthStart(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		http.Error(w, "connections can only be started from the worker's own machine", http.StatusForbidden)
+		return
+	}
+	q := r.URL.Query()
+	id, sid := q.Get("account"), q.Get("sid")
+	persona, err := syncer.ParsePersona(q.Get("persona"))
+	if err != nil || checkAccountID(id) != nil || sid == "" {
+		http.Error(w, "want ?account=ID&persona=brand|partner&sid=ACCOUNT_SID", http.StatusBadRequest)
+		return
+	}
+	u, err := a.connector.Begin(id, persona, sid)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, u, http.StatusFound)
 }

@@ -336,3 +336,53 @@ func dumpDatabase(t *testing.T, db *load.DB) string {
 	}
 	return all.String()
 }
+
+// TestIntegrationWorkerServesOAuthConnect starts a connection through the
+// worker's own HTTP server: /oauth/start redirects to consent, impact.com
+// redirects back to the worker's callback, and the account is stored. A
+// callback without a pending state is refused.
+func TestIntegrationWorkerServesOAuthConnect(t *testing.T) {
+	o := setupOAuth(t)
+	o.mustRun("", "migrate")
+	const sid = "IROAUTHWORKER0000000000000000001"
+	if err := o.sim.AddAccount(brandSpec(sid)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := openApp(t.Context(), o.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	redirect := strings.TrimSuffix(strings.TrimPrefix(a.cfg.OAuthRedirectURL, "http://"), "/oauth/callback")
+	ln, err := net.Listen("tcp", redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.routes()}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	resp, err := http.Get("http://" + redirect + "/oauth/callback?code=stolen&state=made-up-state-value-that-is-long-enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback without a pending state: %d, want 400", resp.StatusCode)
+	}
+
+	resp, err = http.Get("http://" + redirect + "/oauth/start?account=via-worker&persona=brand&sid=" + sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "connected") {
+		t.Fatalf("connect through the worker: %d %s", resp.StatusCode, body)
+	}
+	acct := o.account("via-worker")
+	if acct.AuthKind != syncer.AuthOAuth || acct.Status != syncer.StatusActive || o.storedRefreshToken("via-worker") == "" {
+		t.Errorf("account after the worker's callback: %+v", acct)
+	}
+	o.mustRun("", "sync", "--account", "via-worker", "--entities", "company_information,campaigns")
+}
