@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -196,6 +198,23 @@ func holderName(role string) string {
 	return fmt.Sprintf("%s on %s (pid %d)", role, host, os.Getpid())
 }
 
+var holderPattern = regexp.MustCompile(`^.* on (.+) \(pid (\d+)\)$`)
+
+// holderGone reports whether a lease holder named by holderName is a process
+// of this host that no longer exists.
+func holderGone(holder string) bool {
+	m := holderPattern.FindStringSubmatch(holder)
+	if m == nil {
+		return false
+	}
+	host, _ := os.Hostname()
+	pid, err := strconv.Atoi(m[2])
+	if err != nil || m[1] != host || pid == os.Getpid() {
+		return false
+	}
+	return !processExists(pid)
+}
+
 // leaseLocker adapts the ClickHouse lease store to syncer.Locker, renewing
 // the lease while the run lasts.
 type leaseLocker struct {
@@ -207,8 +226,17 @@ const leaseTTL = 2 * time.Minute
 
 func (l leaseLocker) Lock(ctx context.Context, accountID, holder string) (func(), error) {
 	lease, err := l.leases.Acquire(ctx, accountID, holder, leaseTTL)
+	var held *load.LeaseHeldError
+	if errors.As(err, &held) && holderGone(held.Holder) {
+		// A process of this host that was killed (or crashed, or lost
+		// ClickHouse while releasing) holds the lease: it runs no more.
+		l.log.Warn("taking over the lease of a process that no longer runs",
+			zap.String("account_id", accountID), zap.String("holder", held.Holder))
+		if err = l.leases.Release(ctx, load.Lease{AccountID: accountID, Holder: held.Holder}); err == nil {
+			lease, err = l.leases.Acquire(ctx, accountID, holder, leaseTTL)
+		}
+	}
 	if err != nil {
-		var held *load.LeaseHeldError
 		if errors.As(err, &held) {
 			return nil, &syncer.LockHeldError{AccountID: held.AccountID, Holder: held.Holder, Since: held.Since, Expires: held.Expires}
 		}

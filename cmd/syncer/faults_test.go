@@ -18,16 +18,21 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/impact-syncer/impact-syncer/internal/chtest"
 	"github.com/impact-syncer/impact-syncer/internal/impactsim"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
@@ -800,4 +805,344 @@ func runSummary(runs []syncer.Run) string {
 		parts = append(parts, fmt.Sprintf("%s %s (%d rows, %d requests, %d 429 waits)", r.Entity, r.Status, r.Rows, r.Requests, r.RateLimitWaits))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// --- ClickHouse -------------------------------------------------------------
+
+// TestIntegrationFaultClickHouseAckLost puts a proxy between the syncer and
+// ClickHouse that lets an insert reach the server and then drops the
+// connection instead of passing the server's acknowledgement on — for the
+// entity tables, a catalog, sync_state and sync_runs. The server has the
+// rows; the syncer sees a broken connection, retries the same rows with the
+// same version, and readers see every key once.
+func TestIntegrationFaultClickHouseAckLost(t *testing.T) {
+	f := setupFaults(t)
+	f.mustRun("", "migrate")
+	proxy := startProxy(t, chtest.Addr())
+	t.Setenv("CLICKHOUSE_ADDR", proxy.addr())
+	const id, sid = "acklost", "IRFAULTACK000000000000000000001"
+	spec := partnerSpec(sid)
+	spec.Actions, spec.PromoCodes = 300, 5
+	f.addAccount(id, spec)
+
+	tables := []string{"actions", "action_updates", "campaigns", "sync_state", "sync_runs"}
+	landed := map[string]bool{}
+	var mu sync.Mutex
+	before := map[string]uint64{}
+	for _, table := range tables {
+		before[table] = rawCount(t, f.db, table)
+	}
+	proxy.onDrop = func(table string, ack []byte) {
+		// The client has not heard back: the rows must be on the server.
+		n := rawCount(t, f.db, table)
+		mu.Lock()
+		landed[table] = n > before[table]
+		mu.Unlock()
+		t.Logf("dropped the acknowledgement of an insert into %s (answer packet type %d); the table holds %d rows, %d before",
+			table, ack[0], n, before[table])
+	}
+	for _, table := range tables {
+		proxy.dropAck(table, 1)
+	}
+	runsBefore := runIDs(t, f.db, id)
+	out := f.mustRun("", "sync")
+	_, dropped := proxy.stats()
+	if dropped != len(tables) {
+		t.Fatalf("the proxy dropped %d acknowledgements, want %d (one per table of %v)", dropped, len(tables), tables)
+	}
+	for _, table := range tables {
+		if !landed[table] {
+			t.Errorf("%s: the insert whose acknowledgement was dropped had not reached the server; the scenario proves nothing", table)
+		}
+	}
+	if n := strings.Count(f.logs.String(), "clickhouse write failed; retrying the same rows"); n < len(tables) {
+		t.Errorf("%d retries logged, want at least %d", n, len(tables))
+	}
+	requireAllSucceeded(t, newRuns(t, f.db, id, runsBefore), "the sync whose acknowledgements were lost")
+	f.counts.scenarios.Add(int64(len(tables)))
+	f.equalsTruth(id, sid, syncer.CompanyInformation, syncer.Campaigns, syncer.PromoCodes, syncer.Actions, syncer.ActionUpdates)
+	for _, table := range []string{"campaigns", "promo_codes"} {
+		var rows, keys uint64
+		if err := f.db.QueryRow(t.Context(), "SELECT count(), uniqExact(id) FROM `"+table+"` FINAL WHERE account_id = ?", id).Scan(&rows, &keys); err != nil {
+			t.Fatal(err)
+		}
+		if rows != keys {
+			t.Errorf("%s: %d rows through FINAL for %d keys", table, rows, keys)
+		}
+	}
+	var running uint64
+	if err := f.db.QueryRow(t.Context(), "SELECT count() FROM sync_runs FINAL WHERE account_id = ? AND status = 'running'", id).Scan(&running); err != nil {
+		t.Fatal(err)
+	}
+	if running != 0 {
+		t.Errorf("sync_runs shows %d runs still running after the sync", running)
+	}
+	checkWatermarks(t, f.db, f.counts, id, f.sim.Truth(sid))
+	t.Logf("observed: %d acknowledgements dropped after the server wrote the rows, each insert retried, no duplicate through FINAL; raw rows now actions %d, sync_state %d\n%s",
+		dropped, rawCount(t, f.db, "actions"), rawCount(t, f.db, "sync_state"), out)
+}
+
+func rawCount(t *testing.T, db *load.DB, table string) uint64 {
+	var n uint64
+	if err := db.QueryRow(context.Background(), "SELECT count() FROM `"+table+"`").Scan(&n); err != nil {
+		t.Errorf("count %s: %v", table, err)
+	}
+	return n
+}
+
+// TestIntegrationFaultClickHouseMissingColumn drops a column of the actions
+// table: the sync fails with an error naming the table and the column, the
+// other entities load, no Actions watermark moves; once the column is back
+// the next sync loads everything.
+func TestIntegrationFaultClickHouseMissingColumn(t *testing.T) {
+	f := setupFaults(t)
+	f.mustRun("", "migrate")
+	const id, sid = "nocolumn", "IRFAULTCOLUMN00000000000000000001"
+	spec := brandSpec(sid)
+	spec.Campaigns, spec.Actions = 2, 300
+	f.addAccount(id, spec)
+	if err := f.db.Exec(t.Context(), "ALTER TABLE actions DROP COLUMN customer_city"); err != nil {
+		t.Fatal(err)
+	}
+	before := runIDs(t, f.db, id)
+	out, err := f.run("", "sync")
+	if err == nil {
+		t.Fatalf("the sync succeeded without the column:\n%s", out)
+	}
+	runs := newRuns(t, f.db, id, before)
+	r := requireFailedRun(t, runs, id, syncer.Actions, "actions", "customer_city")
+	for _, other := range runs {
+		if other.Entity != syncer.Actions && other.Status != syncer.RunSucceeded {
+			t.Errorf("%s: %s %q", other.Entity, other.Status, other.Error)
+		}
+	}
+	if !strings.Contains(out, "customer_city") {
+		t.Errorf("the sync report does not name the missing column:\n%s", out)
+	}
+	if n := strings.Count(r.Error, "lacks columns"); n != 1 {
+		t.Errorf("sync_runs states the missing column %d times: %q", n, r.Error)
+	}
+	// Watermarks may pass windows that held no action; none passes an action.
+	checkWatermarks(t, f.db, f.counts, id, f.sim.Truth(sid))
+	if n, _ := f.db.CountFinal(t.Context(), "actions", id); n != 0 {
+		t.Errorf("%d actions stored without the column", n)
+	}
+	f.counts.scenarios.Add(1)
+	t.Logf("observed: exit %v; sync_runs actions %s: %q", err, r.Status, r.Error)
+
+	if err := f.db.Exec(t.Context(), "ALTER TABLE actions ADD COLUMN customer_city String AFTER customer_area"); err != nil {
+		t.Fatal(err)
+	}
+	before = runIDs(t, f.db, id)
+	f.mustRun("", "sync")
+	requireAllSucceeded(t, newRuns(t, f.db, id, before), "the sync after the column came back")
+	f.equalsTruth(id, sid, syncer.AllEntities...)
+	checkWatermarks(t, f.db, f.counts, id, f.sim.Truth(sid))
+}
+
+// proc is a syncer binary started by a test.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+}
+
+func startBin(t *testing.T, bin string, stdin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = os.Environ()
+	p.cmd.Stdin = strings.NewReader(stdin)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits for the process and returns its exit code (-1: killed).
+func (p *proc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("syncer %s did not exit within %s\nstderr:\n%s", strings.Join(p.cmd.Args[1:], " "), limit, tail(p.stderr.String(), 3000))
+		return -1
+	}
+}
+
+func (p *proc) kill9() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// runBin runs the binary to completion.
+func runBin(t *testing.T, bin string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	p := startBin(t, bin, stdin, args...)
+	code = p.wait(t, 3*time.Minute)
+	return p.stdout.String(), p.stderr.String(), code
+}
+
+// noCrash fails if a process's output shows a panic or a stack trace.
+func noCrash(t *testing.T, what, output string) {
+	t.Helper()
+	for _, sign := range []string{"panic:", "goroutine ", "runtime error", "[signal ", ".go:"} {
+		if strings.Contains(output, sign) {
+			t.Errorf("%s: the output shows a crash (%q):\n%s", what, sign, tail(output, 3000))
+			return
+		}
+	}
+}
+
+// privateFaults is a fault bundle on a ClickHouse of the test's own, which
+// it can stop and start, and the syncer binary.
+type privateFaults struct {
+	*faultBundle
+	ch  *privateClickHouse
+	bin string
+}
+
+func setupPrivate(t *testing.T, database string) *privateFaults {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a ClickHouse and the syncer binary")
+	}
+	chtest.Open(t) // skips (or fails under CI) when ClickHouse is not installed and running
+	ch := startPrivateClickHouse(t)
+	bin := buildSyncer(t)
+	f := setupFaults(t)
+	t.Setenv("CLICKHOUSE_ADDR", ch.addr)
+	t.Setenv("CLICKHOUSE_DATABASE", database)
+	f.mustRun("", "migrate")
+	db, err := load.Open(t.Context(), load.Options{Addrs: []string{ch.addr}, Database: database}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f.db = db
+	return &privateFaults{faultBundle: f, ch: ch, bin: bin}
+}
+
+// TestIntegrationFaultClickHouseStoppedMidBackfill stops ClickHouse while a
+// backfill (the real binary) is loading: the backfill fails with a clear
+// error and a non-zero exit, no watermark passes what was not stored; with
+// ClickHouse back, the same command resumes from its last committed window
+// and the result equals the truth.
+func TestIntegrationFaultClickHouseStoppedMidBackfill(t *testing.T) {
+	p := setupPrivate(t, "faults_backfill")
+	const id, sid = "backfill", "IRFAULTBACKFILL000000000000000001"
+	spec := brandSpec(sid)
+	spec.Campaigns, spec.Actions, spec.MediaPartners, spec.PromoCodes = 2, 1500, 3, 3
+	spec.History = 400 * day
+	p.addAccount(id, spec)
+	from := p.sim.Clock().Now().Add(-401 * day).Format("2006-01-02")
+	args := []string{"backfill", "--account", id, "--from", from}
+
+	before := runIDs(t, p.db, id)
+	bf := startBin(t, p.bin, "", args...)
+	waitFor(t, 60*time.Second, "the backfill to commit a few windows", func() bool {
+		n := 0
+		for _, w := range readWatermarks(t, p.db, id) {
+			if strings.HasPrefix(w.scan, "backfill:") {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	p.ch.script("stop")
+	code := bf.wait(t, 2*time.Minute)
+	stderr := bf.stderr.String()
+	if code == 0 {
+		t.Fatalf("the backfill exited 0 although ClickHouse stopped under it\n%s", tail(stderr, 2000))
+	}
+	noCrash(t, "backfill with ClickHouse stopped", stderr)
+	last := stderr[strings.LastIndex(strings.TrimRight(stderr, "\n"), "\n")+1:]
+	if !strings.Contains(stderr, "syncer:") || !strings.Contains(strings.ToLower(stderr), "clickhouse") {
+		t.Errorf("the backfill's error does not say ClickHouse failed:\n%s", tail(stderr, 2000))
+	}
+	report := bf.stdout.String()
+	if !strings.Contains(report, id) || !strings.Contains(report, "failed") {
+		t.Errorf("the backfill's report does not show the failed account:\n%s", report)
+	}
+	t.Logf("observed: exit %d; %s\n%s", code, strings.TrimSpace(last), report)
+	p.scanSecrets(stderr, "the backfill's stderr")
+
+	p.ch.script("start")
+	p.ch.script("wait")
+	waitFor(t, 30*time.Second, "ClickHouse answering again", func() bool { return p.db.Ping(t.Context()) == nil })
+	checkWatermarks(t, p.db, p.counts, id, p.sim.Truth(sid))
+	first := newRuns(t, p.db, id, before)
+	t.Logf("sync_runs after the outage: %s", runSummary(first))
+
+	before = runIDs(t, p.db, id)
+	out, stderr, code := runBin(t, p.bin, "", args...)
+	if code != 0 {
+		t.Fatalf("the resumed backfill exited %d:\n%s\n%s", code, out, tail(grepLines(stderr, `"level":"(info|warn|error)"|syncer:`), 3000))
+	}
+	p.scanSecrets(stderr, "the backfill's stderr")
+	resumed := newRuns(t, p.db, id, before)
+	requireAllSucceeded(t, resumed, "the resumed backfill")
+	var windows uint64
+	for _, r := range resumed {
+		windows += r.Windows
+	}
+	const total = 2 * 2 * 10 // campaigns × entities × 44-day windows in 401 days
+	if windows >= total {
+		t.Errorf("the resumed backfill read %d windows, the whole range is %d: it did not resume", windows, total)
+	}
+	t.Logf("observed: the resumed backfill read %d of %d windows: %s", windows, total, runSummary(resumed))
+	p.counts.scenarios.Add(1)
+	compareTruth(t, p.db, p.counts, id, p.sim.Truth(sid), syncer.Actions, syncer.ActionUpdates)
+	checkWatermarks(t, p.db, p.counts, id, p.sim.Truth(sid))
+	requireNoRunning(t, p.db, id)
+	// the run ClickHouse's outage kept from recording its end is closed by
+	// the next one, with the reason
+	after := newRuns(t, p.db, id, nil)
+	for _, r := range first {
+		for _, a := range after {
+			if a.ID == r.ID && r.Status == syncer.RunRunning && (a.Status != syncer.RunInterrupted || !strings.Contains(a.Error, "ended without recording an outcome")) {
+				t.Errorf("the run cut off by the outage (%s %s) is now %s %q", a.AccountID, a.Entity, a.Status, a.Error)
+			}
+		}
+	}
+}
+
+// requireNoRunning fails if sync_runs still shows a run of the account as
+// running: a run whose process died must not look alive.
+func requireNoRunning(t *testing.T, db *load.DB, id string) {
+	t.Helper()
+	runs, err := load.NewRunStore(db).Runs(t.Context(), id, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Status == syncer.RunRunning {
+			t.Errorf("sync_runs still shows run %s (%s %s, started %s) as running; its process is gone",
+				r.ID, r.AccountID, r.Entity, r.StartedAt.Format(time.RFC3339))
+		}
+	}
+}
+
+// grepLines keeps the lines of s matching the regular expression.
+func grepLines(s, expr string) string {
+	re := regexp.MustCompile(expr)
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if re.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -37,6 +37,28 @@ func (s *RunStore) RecordRun(ctx context.Context, r syncer.Run) error {
 	return nil
 }
 
+// CloseAbandoned records the account's runs still shown as running as
+// interrupted with reason, finished now. The caller holds the account's
+// lock, so none of them is alive.
+func (s *RunStore) CloseAbandoned(ctx context.Context, accountID, reason string) (int, error) {
+	runs, err := s.Runs(ctx, accountID, 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range runs {
+		if r.Status != syncer.RunRunning {
+			continue
+		}
+		r.Status, r.Error, r.FinishedAt = syncer.RunInterrupted, reason, s.db.now()
+		if err := s.RecordRun(ctx, r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Runs returns the account's latest runs, newest first; limit <= 0 means 100.
 func (s *RunStore) Runs(ctx context.Context, accountID string, limit int) ([]syncer.Run, error) {
 	if limit <= 0 {

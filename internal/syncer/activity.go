@@ -68,6 +68,9 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 			decodeErrs = append(decodeErrs, errs...)
 			if err != nil {
 				werr := ld.close()
+				if errors.Is(err, werr) {
+					werr = nil // the scan stopped on the loader's error: say it once
+				}
 				return ld.rows, errors.Join(err, werr)
 			}
 			if err := ld.failed(); err != nil {

@@ -94,4 +94,10 @@ type Run struct {
 // it ends; the later row replaces the earlier one for readers.
 type RunStore interface {
 	RecordRun(ctx context.Context, r Run) error
+	// CloseAbandoned records every run of the account still shown as running
+	// as interrupted, with reason, and returns how many there were. Call it
+	// holding the account's lock: no run of the account is alive then, so a
+	// running row is one whose process died (kill -9, a crash, ClickHouse
+	// unreachable when it ended) before it could record its outcome.
+	CloseAbandoned(ctx context.Context, accountID, reason string) (int, error)
 }

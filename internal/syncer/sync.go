@@ -128,6 +128,11 @@ type Request struct {
 	Stop <-chan struct{}
 }
 
+// AbandonedReason is the error recorded for a run whose process died before
+// recording its outcome.
+const AbandonedReason = "interrupted: the process ended without recording an outcome (killed, crashed, or ClickHouse unreachable at the end); " +
+	"the next run of the account resumed from the last committed window"
+
 // ErrStopped ends a run that was asked to stop between windows.
 var ErrStopped = errors.New("stopped for shutdown")
 
@@ -192,6 +197,13 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 			return res
 		}
 		defer unlock()
+		// With the lock held no other run of the account is alive: a run
+		// still recorded as running died before recording its outcome.
+		if n, err := s.Runs.CloseAbandoned(ctx, a.ID, AbandonedReason); err != nil {
+			log.Warn("could not close runs left running by a process that died", zap.Error(err))
+		} else if n > 0 {
+			log.Warn("runs left running by a process that died are recorded as interrupted", zap.Int("runs", n))
+		}
 	}
 	src, err := s.Source(ctx, a)
 	if err != nil {
