@@ -39,10 +39,16 @@ func (s *StateStore) Watermark(ctx context.Context, k syncer.WatermarkKey) (time
 	return fromDateTime(t), true, nil
 }
 
-// SetWatermark stores t for k; it replaces the previous value for readers.
+// SetWatermark stores t for k; it replaces the previous value for readers,
+// also when that was written by a process whose clock ran ahead.
 func (s *StateStore) SetWatermark(ctx context.Context, k syncer.WatermarkKey, t time.Time) error {
-	row := []any{k.AccountID, string(k.Entity), k.CampaignID, k.Scan, toDateTime(t), toDateTime(s.db.now()), s.db.versions.Next()}
-	err := s.db.insertRows(ctx, defaultRetry, "sync_state",
+	floor, err := s.db.maxVersion(ctx, "sync_state", "account_id = ? AND entity = ? AND campaign_id = ? AND scan = ?",
+		k.AccountID, string(k.Entity), k.CampaignID, k.Scan)
+	if err != nil {
+		return fmt.Errorf("set watermark %s: %w", keyString(k), err)
+	}
+	row := []any{k.AccountID, string(k.Entity), k.CampaignID, k.Scan, toDateTime(t), toDateTime(s.db.now()), s.db.versions.After(floor)}
+	err = s.db.insertRows(ctx, defaultRetry, "sync_state",
 		[]string{"account_id", "entity", "campaign_id", "scan", "watermark", "updated_at", "version"}, [][]any{row})
 	if err != nil {
 		return fmt.Errorf("set watermark %s: %w", keyString(k), err)

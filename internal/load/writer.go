@@ -67,7 +67,15 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 		return err
 	}
 	if version == 0 {
-		version = w.db.versions.Next()
+		// Above every version the account's rows already have: a worker
+		// whose clock ran ahead (or this one, before its clock was stepped
+		// back) may have written them, and a lower version would leave the
+		// older state visible to readers.
+		floor, err := w.db.maxVersion(ctx, string(e), "account_id = ?", accountID)
+		if err != nil {
+			return fmt.Errorf("account %s: write %s: %w", accountID, e, err)
+		}
+		version = w.db.versions.After(floor)
 	}
 	cols := insertColumns(tb, false)
 	synced := toDateTime(syncedAt)
@@ -80,6 +88,16 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 		}
 	}
 	return nil
+}
+
+// maxVersion is the highest version of the table's rows matching where (0
+// when none).
+func (d *DB) maxVersion(ctx context.Context, tableName, where string, args ...any) (uint64, error) {
+	var v uint64
+	if err := d.conn.QueryRow(ctx, "SELECT max(version) FROM "+quote(tableName)+" WHERE "+where, args...).Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading the latest version of %s: %w", tableName, describeTable(err, tableName))
+	}
+	return v, nil
 }
 
 func table(e syncer.Entity) (*syncer.Table, error) {
