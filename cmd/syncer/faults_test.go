@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -75,6 +76,10 @@ func setupFaults(t *testing.T) *faultBundle {
 	t.Helper()
 	b := setup(t)
 	t.Setenv("SYNCER_LOG_LEVEL", "debug")
+	// ClearedDate arrives by a re-scan every SYNCER_CLEARING_INTERVAL (6h of
+	// API time by default); every run re-scans here, so that "equals the
+	// truth" holds after every run, whatever the clock did in between.
+	t.Setenv("SYNCER_CLEARING_INTERVAL", "1s")
 	f := &faultBundle{bundle: b, logs: &syncBuffer{}, secrets: &[]string{b.key}, counts: &faultCounts{}}
 	t.Cleanup(func() {
 		if !t.Failed() {
@@ -209,6 +214,22 @@ func checkWatermarks(t *testing.T, db *load.DB, c *faultCounts, id string, truth
 		}
 		loaded[e] = rows
 	}
+	// each truth record with its campaign and the dates each filter reads
+	type dated struct {
+		key, campaign string
+		dates         map[syncer.DateFilter]time.Time
+		rec           reflect.Value
+	}
+	records := map[syncer.Entity][]dated{}
+	for _, e := range syncer.ActivityEntities {
+		for key, rec := range truthcheck.Records(truth, e) {
+			d := dated{key: key, campaign: rec.FieldByName("CampaignId").String(), rec: rec, dates: map[syncer.DateFilter]time.Time{}}
+			for _, f := range []syncer.DateFilter{syncer.ByUpdated, syncer.ByEvent, syncer.ByLocking} {
+				d.dates[f] = filterDate(e, rec, f)
+			}
+			records[e] = append(records[e], d)
+		}
+	}
 	checked := 0
 	for _, w := range wms {
 		filter, from, ok := scanFilter(w.scan)
@@ -218,11 +239,12 @@ func checkWatermarks(t *testing.T, db *load.DB, c *faultCounts, id string, truth
 		checked++
 		tb := syncer.Tables[w.entity]
 		var missing, stale []string
-		for key, rec := range truthcheck.Records(truth, w.entity) {
-			if w.campaign != "" && rec.FieldByName("CampaignId").String() != w.campaign {
+		for _, r := range records[w.entity] {
+			key, rec := r.key, r.rec
+			if w.campaign != "" && r.campaign != w.campaign {
 				continue
 			}
-			d := filterDate(w.entity, rec, filter)
+			d := r.dates[filter]
 			if d.IsZero() || d.After(w.at) || d.Before(from) {
 				continue
 			}
@@ -1145,4 +1167,153 @@ func grepLines(s, expr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// --- the process ------------------------------------------------------------
+
+// killSeed is the seed of the kill points: FAULT_SEED reproduces a run.
+func killSeed(t *testing.T) int64 {
+	t.Helper()
+	if s := os.Getenv("FAULT_SEED"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("FAULT_SEED %q: %v", s, err)
+		}
+		return n
+	}
+	return time.Now().UnixNano()
+}
+
+// lastLogPoint names where a killed process was: the message (and entity)
+// of its last log line.
+func lastLogPoint(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		m := regexp.MustCompile(`"msg":"([^"]*)"`).FindStringSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		if e := regexp.MustCompile(`"entity":"([^"]*)"`).FindStringSubmatch(lines[i]); e != nil {
+			return e[1] + ": " + m[1]
+		}
+		return m[1]
+	}
+	return "before the first log line"
+}
+
+// killPoints kills `syncer args` at random points and follows each kill
+// with a normal run of the same command, which must exit 0 and leave
+// ClickHouse equal to the truth. churn runs before each point; entities are
+// compared. It returns the number of kills that landed while the process
+// ran.
+func (p *privateFaults) killPoints(rng *rand.Rand, want int, id, sid string, args func(i int) []string, churn func(i int), entities ...syncer.Entity) int {
+	t := p.t
+	estimate := 3 * time.Second // the first run: the longest
+	kills, late := 0, 0
+	phases := map[string]int{}
+	for i := 0; kills < want; i++ {
+		if i >= 3*want {
+			t.Fatalf("only %d of %d kills landed while the process ran", kills, i)
+		}
+		churn(i)
+		a := args(i)
+		d := time.Duration(rng.Int63n(int64(estimate)))
+		proc := startBin(t, p.bin, "", a...)
+		timer := time.NewTimer(d)
+		select {
+		case <-proc.done:
+			timer.Stop()
+			late++
+		case <-timer.C:
+			proc.kill9()
+			kills++
+			phases[lastLogPoint(proc.stderr.String())]++
+		}
+		p.scanSecrets(proc.stderr.String()+proc.stdout.String(), "a killed process's output")
+
+		start := time.Now()
+		out, stderr, code := runBin(t, p.bin, "", a...)
+		took := time.Since(start)
+		if code != 0 {
+			t.Fatalf("point %d (killed after %s): the next run exited %d:\n%s\n%s", i, d, code, out,
+				tail(grepLines(stderr, `"level":"(warn|error)"|syncer:`), 3000))
+		}
+		noCrash(t, "the run after a kill", stderr)
+		p.scanSecrets(stderr+out, "the next run's output")
+		estimate = max(took+took/4, 300*time.Millisecond)
+		cstart := time.Now()
+		truth := p.sim.Truth(sid)
+		compareTruth(t, p.db, p.counts, id, truth, entities...)
+		checkWatermarks(t, p.db, p.counts, id, truth)
+		requireNoRunning(t, p.db, id)
+		t.Logf("point %d: %s after start (%s); the next run took %s, the checks %s", i, d.Round(time.Millisecond),
+			lastLogPoint(proc.stderr.String()), took.Round(time.Millisecond), time.Since(cstart).Round(time.Millisecond))
+		if t.Failed() {
+			t.Fatalf("point %d: killed %s after start (%s); the next run took %s", i, d, lastLogPoint(proc.stderr.String()), took)
+		}
+	}
+	p.counts.killPoints.Add(int64(kills))
+	p.counts.scenarios.Add(1)
+	var where []string
+	for ph, n := range phases {
+		where = append(where, fmt.Sprintf("%d× %s", n, ph))
+	}
+	sort.Strings(where)
+	t.Logf("observed: %d kill -9 points while the process ran (%d more runs finished before their kill point), each followed by a run that exited 0 with ClickHouse equal to the truth; killed at: %s",
+		kills, late, strings.Join(where, "; "))
+	return kills
+}
+
+// TestIntegrationFaultKill9 kills the real binary with SIGKILL at random
+// points (seeded; FAULT_SEED=<seed> repeats a run) of a sync and of a
+// backfill, at least 20 points each. After every kill a normal run of the
+// same command exits 0 — the dead process's lease is taken over, its
+// runs are recorded as interrupted — and ClickHouse equals the truth, with
+// no watermark past data not loaded.
+func TestIntegrationFaultKill9(t *testing.T) {
+	p := setupPrivate(t, "faults_kill9")
+	seed := killSeed(t)
+	t.Logf("kill points seed %d (FAULT_SEED=%d repeats them)", seed, seed)
+	rng := rand.New(rand.NewSource(seed))
+	const id, sid = "kill9", "IRFAULTKILL900000000000000000001"
+	spec := brandSpec(sid)
+	spec.Campaigns, spec.Actions, spec.MediaPartners, spec.PromoCodes = 2, 300, 5, 4
+	p.addAccount(id, spec)
+
+	churn := func(i int) {
+		if i == 0 {
+			return // the first point kills the first sync
+		}
+		p.sim.Clock().Advance(time.Duration(1+rng.Intn(48)) * time.Hour)
+		if _, err := p.sim.AddActions(sid, rng.Intn(30), ""); err != nil {
+			t.Fatal(err)
+		}
+		var pending []string
+		for _, a := range p.sim.Truth(sid).Actions {
+			if a.State == "PENDING" {
+				pending = append(pending, a.Id)
+			}
+		}
+		for k := 0; k < 2 && len(pending) > 0; k++ {
+			a := pending[rng.Intn(len(pending))]
+			if k == 0 {
+				_ = p.sim.ModifyAction(sid, a, "3.25", "0.33")
+			} else {
+				_ = p.sim.ReverseAction(sid, a)
+			}
+		}
+	}
+	t.Run("sync", func(t *testing.T) {
+		q := &privateFaults{faultBundle: p.faultBundle.with(t), ch: p.ch, bin: p.bin}
+		q.killPoints(rng, 20, id, sid, func(int) []string { return []string{"sync"} }, churn, syncer.AllEntities...)
+	})
+	t.Run("backfill", func(t *testing.T) {
+		q := &privateFaults{faultBundle: p.faultBundle.with(t), ch: p.ch, bin: p.bin}
+		from := p.sim.Clock().Now().Add(-130 * day).Format("2006-01-02")
+		q.killPoints(rng, 20, id, sid, func(i int) []string {
+			// a new --to each point makes it a new backfill, resumed by the run after the kill
+			to := p.sim.Clock().Now().Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+			return []string{"backfill", "--account", id, "--from", from, "--to", to}
+		}, churn, syncer.Actions, syncer.ActionUpdates)
+	})
 }
