@@ -67,15 +67,7 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 		return err
 	}
 	if version == 0 {
-		// Above every version the account's rows already have: a worker
-		// whose clock ran ahead (or this one, before its clock was stepped
-		// back) may have written them, and a lower version would leave the
-		// older state visible to readers.
-		floor, err := w.db.maxVersion(ctx, string(e), "account_id = ?", accountID)
-		if err != nil {
-			return fmt.Errorf("account %s: write %s: %w", accountID, e, err)
-		}
-		version = w.db.versions.After(floor)
+		version = w.db.versions.Next()
 	}
 	cols := insertColumns(tb, false)
 	synced := toDateTime(syncedAt)
@@ -87,6 +79,26 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
 		}
 	}
+	return nil
+}
+
+var _ syncer.VersionRaiser = (*Writer)(nil)
+
+// RaiseVersions makes every version this process writes from now on higher
+// than the versions the account's rows of e already have. A worker whose
+// clock ran ahead (or this one, before its clock was stepped back) may have
+// written them; a lower version would leave their older state visible to
+// readers.
+func (w *Writer) RaiseVersions(ctx context.Context, accountID string, e syncer.Entity) error {
+	tb, err := table(e)
+	if err != nil {
+		return err
+	}
+	floor, err := w.db.maxVersion(ctx, string(tb.Entity), "account_id = ?", accountID)
+	if err != nil {
+		return fmt.Errorf("account %s: %w", accountID, err)
+	}
+	w.db.versions.After(floor)
 	return nil
 }
 

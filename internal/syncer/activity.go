@@ -60,6 +60,11 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 		plans = append(plans, scoped{campaign, scans})
 	}
 	prog := &progress{s: p.s, accountID: p.acct.ID, entity: e, total: total, started: time.Now(), tally: TallyFrom(ctx)}
+	if vr, ok := p.s.Writer.(VersionRaiser); ok {
+		if err := vr.RaiseVersions(ctx, p.acct.ID, e); err != nil {
+			return 0, err
+		}
+	}
 	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize)
 	var decodeErrs []error
 	for _, pl := range plans {

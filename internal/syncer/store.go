@@ -39,6 +39,15 @@ type Writer interface {
 	Write(ctx context.Context, accountID string, e Entity, recs []Record) error
 }
 
+// VersionRaiser is implemented by a Writer whose row versions come from the
+// local clock. RaiseVersions makes every version written from now on higher
+// than those the account's rows of e already have, which a process whose
+// clock ran ahead may have written. A pass calls it once per entity while it
+// holds the account's lock, before writing.
+type VersionRaiser interface {
+	RaiseVersions(ctx context.Context, accountID string, e Entity) error
+}
+
 // WatermarkKey names one incremental cursor: per account, entity, campaign
 // ("" for a partner's account-wide scan) and scan kind.
 type WatermarkKey struct {
