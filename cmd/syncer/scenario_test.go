@@ -675,3 +675,20 @@ func TestIntegrationScenarioWorkerClockSteppedBack(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegrationScenarioClockProbeWithoutCompanyInformation (issue 10): a
+// partner token scoped to Actions only. The worker's Actions schedule learns
+// the API's clock from a cheap request first; that request being refused
+// (403, which still carries a Date) must not stop the actions.
+func TestIntegrationScenarioClockProbeWithoutCompanyInformation(t *testing.T) {
+	b := setupAt(t, time.Now().Add(30*day))
+	b.mustCLI("", "migrate")
+	acct := b.addScenarioAccount(scenarioSpec(impactsim.Partner, "IRPROBEPARTNER000000000000000001", 800))
+	b.sim.DenyEndpoint(acct.sid, "CompanyInformation")
+	out, stderr, err := b.cli("", "sync", "--account", acct.id, "--entities", "actions,action_updates")
+	if err != nil {
+		t.Fatalf("sync: %v\n%s\n%s", err, out, tail(stderr, 2000))
+	}
+	b.compareActivity(acct, nil, nil)
+	b.watermarksFollow(acct, b.sim.Clock().Now())
+}
