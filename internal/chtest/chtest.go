@@ -67,7 +67,7 @@ func Open(t testing.TB) *load.DB {
 		t.Skip(msg)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		// A database the test never created cannot be the session's default
 		// either: ClickHouse then answers code 81, which means nothing to drop.
