@@ -13,12 +13,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"reflect"
@@ -36,6 +36,7 @@ import (
 	"github.com/impact-syncer/impact-syncer/internal/chtest"
 	"github.com/impact-syncer/impact-syncer/internal/impactsim"
 	"github.com/impact-syncer/impact-syncer/internal/load"
+	"github.com/impact-syncer/impact-syncer/internal/oauthsim"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 	"github.com/impact-syncer/impact-syncer/internal/truthcheck"
 )
@@ -424,8 +425,9 @@ type chProxy struct {
 	ln     net.Listener
 
 	mu       sync.Mutex
-	failN    map[string]int // table → inserts still to cut before the server sees them
-	dropN    map[string]int // table → inserts whose acknowledgement is still to drop
+	failN    map[string]int           // table → inserts still to cut before the server sees them
+	hold     map[string]chan struct{} // table → closed when an insert is held (never forwarded)
+	dropN    map[string]int           // table → inserts whose acknowledgement is still to drop
 	onDrop   func(table string, ack []byte)
 	cut      int // inserts cut
 	dropped  int // acknowledgements dropped
@@ -439,7 +441,8 @@ func startProxy(t *testing.T, target string) *chProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &chProxy{t: t, target: target, ln: ln, failN: map[string]int{}, dropN: map[string]int{}, conns: map[net.Conn]bool{}}
+	p := &chProxy{t: t, target: target, ln: ln, failN: map[string]int{}, dropN: map[string]int{},
+		hold: map[string]chan struct{}{}, conns: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -467,6 +470,16 @@ func (p *chProxy) dropAck(table string, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dropN[table] = n
+}
+
+// holdInsert keeps the next insert into table from ClickHouse, its
+// connection hanging, and closes the returned channel when it arrives.
+func (p *chProxy) holdInsert(table string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := make(chan struct{})
+	p.hold[table] = ch
+	return ch
 }
 
 func (p *chProxy) stats() (cut, dropped int) {
@@ -534,6 +547,13 @@ func (p *chProxy) pipe(client, server net.Conn) {
 				chunk := buf[:n]
 				if table := insertTable(chunk); table != "" {
 					p.mu.Lock()
+					if held, ok := p.hold[table]; ok {
+						delete(p.hold, table)
+						p.mu.Unlock()
+						close(held)
+						_, _ = io.Copy(io.Discard, client) // hang until the client goes
+						return
+					}
 					cut := p.failN[table] > 0
 					if cut {
 						p.failN[table]--
@@ -599,11 +619,6 @@ func (p *chProxy) pipe(client, server net.Conn) {
 		}
 	}
 }
-
-var (
-	_ = errors.New
-	_ = io.EOF
-)
 
 // --- the impact.com API -----------------------------------------------------
 
@@ -1316,4 +1331,342 @@ func TestIntegrationFaultKill9(t *testing.T) {
 			return []string{"backfill", "--account", id, "--from", from, "--to", to}
 		}, churn, syncer.Actions, syncer.ActionUpdates)
 	})
+}
+
+// --- credentials ------------------------------------------------------------
+
+// credFaults wires OAuth (the simulated authorization server), a ClickHouse
+// proxy and a hookable API in front of the simulator.
+type credFaults struct {
+	*faultBundle
+	as    *oauthsim.Server
+	proxy *chProxy
+	hooks *apiHooks
+	bin   string
+}
+
+// apiHooks runs a function before the simulator serves a matching request.
+type apiHooks struct {
+	mu    sync.Mutex
+	hooks []apiHook
+}
+
+type apiHook struct {
+	match func(r *http.Request) bool
+	fn    func(r *http.Request)
+}
+
+// before runs fn once, before the first request match accepts is served.
+func (h *apiHooks) before(match func(r *http.Request) bool, fn func(r *http.Request)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hooks = append(h.hooks, apiHook{match, fn})
+}
+
+func (h *apiHooks) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		var fn func(*http.Request)
+		for i, k := range h.hooks {
+			if k.match(r) {
+				fn = k.fn
+				h.hooks = append(h.hooks[:i], h.hooks[i+1:]...)
+				break
+			}
+		}
+		h.mu.Unlock()
+		if fn != nil {
+			fn(r)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func setupCredFaults(t *testing.T) *credFaults {
+	t.Helper()
+	f := setupFaults(t)
+	c := &credFaults{faultBundle: f, hooks: &apiHooks{}}
+	api := httptest.NewServer(c.hooks.wrap(f.sim.Handler()))
+	t.Cleanup(api.Close)
+	t.Setenv("IMPACT_API_URL", api.URL)
+	redirect := "http://" + freeAddr(t) + "/oauth/callback"
+	var mu sync.Mutex
+	c.as = oauthsim.New(oauthsim.Options{
+		ClientID: oauthClientID, ClientSecret: oauthClientSecret, RedirectURIs: []string{redirect},
+		Now: f.sim.Clock().Now,
+		OnAccessIssued: func(sid, token string, expiry time.Time) {
+			f.sim.AddBearerToken(sid, token, expiry)
+			mu.Lock()
+			*f.secrets = append(*f.secrets, token)
+			mu.Unlock()
+		},
+	})
+	as := httptest.NewServer(c.as.Handler())
+	t.Cleanup(as.Close)
+	t.Setenv("IMPACT_OAUTH_CLIENT_ID", oauthClientID)
+	t.Setenv("IMPACT_OAUTH_CLIENT_SECRET", oauthClientSecret)
+	t.Setenv("IMPACT_OAUTH_AUTHORIZE_URL", as.URL+"/oauth2/authorize")
+	t.Setenv("IMPACT_OAUTH_TOKEN_URL", as.URL+"/oauth2/token")
+	t.Setenv("IMPACT_OAUTH_REDIRECT_URL", redirect)
+	t.Setenv("IMPACT_OAUTH_SCOPES", "offline_access")
+	*f.secrets = append(*f.secrets, oauthClientSecret)
+	f.mustRun("", "migrate")
+	c.proxy = startProxy(t, chtest.Addr())
+	t.Setenv("CLICKHOUSE_ADDR", c.proxy.addr())
+	t.Cleanup(func() { *f.secrets = append(*f.secrets, c.as.IssuedTokens()...) })
+	return c
+}
+
+func (c *credFaults) with(t *testing.T) *credFaults {
+	d := *c
+	d.faultBundle = c.faultBundle.with(t)
+	return &d
+}
+
+// connect runs `syncer connect` and consents, as a browser would.
+func (c *credFaults) connect(id string, persona impactsim.Persona, sid string) {
+	c.t.Helper()
+	o := &oauthBundle{bundle: c.bundle, as: c.as, logs: c.logs}
+	if err := o.connect(id, string(persona), sid); err != nil {
+		c.t.Fatalf("connect %s: %v\nlogs:\n%s", id, err, tail(c.logs.String(), 3000))
+	}
+}
+
+func (c *credFaults) account(id string) syncer.Account {
+	c.t.Helper()
+	a, err := load.NewAccountStore(c.db).Account(c.t.Context(), id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return a
+}
+
+func (c *credFaults) storedRefreshToken(id string) string {
+	c.t.Helper()
+	o := &oauthBundle{bundle: c.bundle, as: c.as, logs: c.logs}
+	return o.storedRefreshToken(id)
+}
+
+// liveRefreshToken is the refresh token the authorization server accepts
+// now for the account's newest grant ("" if revoked).
+func (c *credFaults) liveRefreshToken(sid string) string {
+	g := c.as.Grants(sid)
+	if len(g) == 0 {
+		return ""
+	}
+	slices.SortFunc(g, func(a, b string) int {
+		ai, _ := strconv.Atoi(strings.TrimPrefix(a, "grant-"))
+		bi, _ := strconv.Atoi(strings.TrimPrefix(b, "grant-"))
+		return ai - bi
+	})
+	return c.as.LiveRefreshToken(g[len(g)-1])
+}
+
+// TestIntegrationFaultCredentials breaks credentials mid-flight: the store
+// write of a rotated refresh token failing (and recovering) within a run;
+// the process killed between the token endpoint's answer and that write;
+// the grant revoked in the middle of a run; a Basic token reset between two
+// pages. Each is either recovered or flagged needs_reconnect with a reason
+// that says what to do, recorded in sync_runs, with no further token
+// requests; after reconnecting, the next run completes and ClickHouse
+// equals the truth.
+func TestIntegrationFaultCredentials(t *testing.T) {
+	c := setupCredFaults(t)
+	c.bin = buildSyncer(t)
+	const id, sid = "oauth", "IRFAULTOAUTH0000000000000000001"
+	spec := partnerSpec(sid)
+	spec.Actions, spec.PromoCodes = 300, 4
+	if err := c.sim.AddAccount(spec); err != nil {
+		t.Fatal(err)
+	}
+	c.connect(id, spec.Persona, sid)
+	c.mustRun("", "sync", "--account", id)
+	c.equalsTruth(id, sid, entitiesOf(spec.Persona)...)
+
+	t.Run("rotated_token_store_write_fails_then_recovers", func(t *testing.T) {
+		c := c.with(t)
+		c.sim.Clock().Advance(10 * time.Minute) // the access token (5 minutes) expires: the run refreshes
+		c.churn(sid, 5)
+		requests := c.as.TokenRequestsFor(sid)
+		c.proxy.failInsert("accounts", 5) // the first save attempt fails, with all its insert retries
+		before := runIDs(t, c.db, id)
+		out := c.mustRun("", "sync", "--account", id)
+		if cut, _ := c.proxy.stats(); cut < 5 {
+			t.Fatalf("the proxy cut %d inserts into accounts, want 5", cut)
+		}
+		if !strings.Contains(c.logs.String(), "saving the rotated refresh token failed") {
+			t.Errorf("no log line says the save of the rotated refresh token failed")
+		}
+		if n := c.as.TokenRequestsFor(sid) - requests; n != 1 {
+			t.Errorf("%d token requests, want 1 (one refresh, its token saved on a later attempt)", n)
+		}
+		if got, live := c.storedRefreshToken(id), c.liveRefreshToken(sid); got == "" || got != live {
+			t.Errorf("the store does not hold the live refresh token after the write recovered")
+		}
+		if a := c.account(id); a.Status != syncer.StatusActive {
+			t.Errorf("account %s: %s %q", id, a.Status, a.StatusReason)
+		}
+		requireAllSucceeded(t, newRuns(t, c.db, id, before), "the run whose token save failed once")
+		c.counts.scenarios.Add(1)
+		c.equalsTruth(id, sid, entitiesOf(spec.Persona)...)
+		checkWatermarks(t, c.db, c.counts, id, c.sim.Truth(sid))
+		t.Logf("observed: the first save attempt failed (5 inserts cut), the next one stored the rotated token; run succeeded\n%s", out)
+	})
+
+	t.Run("process_killed_between_token_answer_and_store_write", func(t *testing.T) {
+		c := c.with(t)
+		c.sim.Clock().Advance(10 * time.Minute)
+		c.churn(sid, 5)
+		stored := c.storedRefreshToken(id)
+		requests := c.as.TokenRequestsFor(sid)
+		held := c.proxy.holdInsert("accounts")
+		proc := startBin(t, c.bin, "", "sync", "--account", id)
+		select {
+		case <-held:
+		case <-proc.done:
+			t.Fatalf("the sync ended before writing a rotated refresh token:\n%s", tail(proc.stderr.String(), 3000))
+		case <-time.After(90 * time.Second):
+			t.Fatal("the sync never wrote a rotated refresh token")
+		}
+		proc.kill9() // impact.com has rotated the token; the store never got the new one
+		c.scanSecrets(proc.stderr.String(), "the killed process's logs")
+		if c.as.TokenRequestsFor(sid) != requests+1 {
+			t.Fatalf("token requests %d → %d, want one refresh", requests, c.as.TokenRequestsFor(sid))
+		}
+		if c.storedRefreshToken(id) != stored || c.liveRefreshToken(sid) == stored {
+			t.Fatalf("the scenario did not leave the store behind the authorization server")
+		}
+		// the next run presents the rotated-out token: impact.com refuses it
+		// (reuse revokes the grant), the account is flagged, loudly
+		before := runIDs(t, c.db, id)
+		requests = c.as.TokenRequestsFor(sid)
+		out, err := c.run("", "sync", "--account", id)
+		if err == nil {
+			t.Fatalf("the sync with a lost refresh token exited 0:\n%s", out)
+		}
+		runs := newRuns(t, c.db, id, before)
+		r := requireFailedRun(t, runs, id, syncer.CompanyInformation, "invalid_grant", "syncer connect --account "+id)
+		if len(runs) != 1 {
+			t.Errorf("the pass went on after the credential died: %s", runSummary(runs))
+		}
+		a := c.account(id)
+		if a.Status != syncer.StatusNeedsReconnect || !strings.Contains(a.StatusReason, "syncer connect --account "+id) {
+			t.Errorf("account %s: %s %q, want needs_reconnect telling to run syncer connect", id, a.Status, a.StatusReason)
+		}
+		if n := c.as.TokenRequestsFor(sid) - requests; n != 1 {
+			t.Errorf("%d token requests after the refusal, want 1", n)
+		}
+		out, _ = c.run("", "sync")
+		if !strings.Contains(out, "skipping "+id) {
+			t.Errorf("the flagged account is not skipped:\n%s", out)
+		}
+		if n := c.as.TokenRequestsFor(sid) - requests; n != 1 {
+			t.Errorf("the flagged account made %d more token requests", n-1)
+		}
+		checkWatermarks(t, c.db, c.counts, id, c.sim.Truth(sid))
+		t.Logf("observed: killed with the rotated token unsaved; next run: exit %v, account %s %q; sync_runs %s %s %q",
+			err, a.Status, a.StatusReason, r.Entity, r.Status, r.Error)
+
+		c.connect(id, spec.Persona, sid)
+		before = runIDs(t, c.db, id)
+		c.mustRun("", "sync", "--account", id)
+		requireAllSucceeded(t, newRuns(t, c.db, id, before), "the sync after reconnecting")
+		requireNoRunning(t, c.db, id)
+		c.counts.scenarios.Add(1)
+		c.equalsTruth(id, sid, entitiesOf(spec.Persona)...)
+		checkWatermarks(t, c.db, c.counts, id, c.sim.Truth(sid))
+	})
+
+	t.Run("grant_revoked_mid_run", func(t *testing.T) {
+		c := c.with(t)
+		c.sim.Clock().Advance(time.Minute)
+		c.churn(sid, 5)
+		actionsRequests, requests := 0, -1
+		c.hooks.before(func(r *http.Request) bool {
+			if strings.Contains(r.URL.Path, "/Actions") {
+				actionsRequests++
+			}
+			return actionsRequests == 2 // the second Actions request of the run
+		}, func(r *http.Request) {
+			requests = c.as.TokenRequestsFor(sid)
+			c.as.Revoke(sid)
+			c.sim.RevokeBearerToken(sid, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		})
+		before := runIDs(t, c.db, id)
+		out, err := c.run("", "sync", "--account", id)
+		if err == nil {
+			t.Fatalf("the sync exited 0 with its grant revoked:\n%s", out)
+		}
+		runs := newRuns(t, c.db, id, before)
+		r := requireFailedRun(t, runs, id, syncer.Actions, "invalid_grant", "syncer connect --account "+id)
+		for _, o := range runs {
+			if o.Entity == syncer.ActionUpdates {
+				t.Errorf("the pass went on to %s after the credential died", o.Entity)
+			}
+		}
+		a := c.account(id)
+		if a.Status != syncer.StatusNeedsReconnect {
+			t.Errorf("account %s: %s %q, want needs_reconnect", id, a.Status, a.StatusReason)
+		}
+		if requests < 0 {
+			t.Fatal("the run made fewer than two Actions requests; nothing was revoked mid-run")
+		}
+		if n := c.as.TokenRequestsFor(sid) - requests; n != 1 {
+			t.Errorf("%d token requests after the revocation, want 1 (the refresh refused with invalid_grant)", n)
+		}
+		checkWatermarks(t, c.db, c.counts, id, c.sim.Truth(sid))
+		t.Logf("observed: exit %v; sync_runs %s %s %q; account %s %q", err, r.Entity, r.Status, r.Error, a.Status, a.StatusReason)
+
+		c.connect(id, spec.Persona, sid)
+		before = runIDs(t, c.db, id)
+		c.mustRun("", "sync", "--account", id)
+		requireAllSucceeded(t, newRuns(t, c.db, id, before), "the sync after reconnecting")
+		c.counts.scenarios.Add(1)
+		c.equalsTruth(id, sid, entitiesOf(spec.Persona)...)
+		checkWatermarks(t, c.db, c.counts, id, c.sim.Truth(sid))
+	})
+
+	t.Run("basic_token_reset_between_pages", func(t *testing.T) {
+		c := c.with(t)
+		t.Setenv("SYNCER_PAGE_SIZE_ACTIONS", "2000")
+		const bid, bsid = "basic", "IRFAULTRESET0000000000000000001"
+		bspec := brandSpec(bsid)
+		bspec.Campaigns, bspec.Actions, bspec.MediaPartners, bspec.PromoCodes = 1, 300, 4, 3
+		c.addAccount(bid, bspec)
+		c.mustRun("", "sync", "--account", bid)
+		c.sim.Clock().Advance(time.Hour)
+		if _, err := c.sim.AddActions(bsid, 2100, ""); err != nil { // two pages of Actions
+			t.Fatal(err)
+		}
+		var newToken string
+		c.hooks.before(func(r *http.Request) bool {
+			return strings.Contains(r.URL.RequestURI(), bsid+"/Actions?PageSize=2000&Page=2")
+		}, func(*http.Request) { newToken = c.sim.ResetToken(bsid) })
+		before := runIDs(t, c.db, bid)
+		out, err := c.run("", "sync", "--account", bid)
+		if err == nil || newToken == "" {
+			t.Fatalf("the sync exited %v with its token reset between pages (reset: %v):\n%s", err, newToken != "", out)
+		}
+		*c.secrets = append(*c.secrets, newToken)
+		runs := newRuns(t, c.db, bid, before)
+		r := requireFailedRun(t, runs, bid, syncer.Actions, "401")
+		a := c.account(bid)
+		if a.Status != syncer.StatusNeedsReconnect || !strings.Contains(a.StatusReason, "set-token "+bid) {
+			t.Errorf("account %s: %s %q, want needs_reconnect telling to run set-token", bid, a.Status, a.StatusReason)
+		}
+		checkWatermarks(t, c.db, c.counts, bid, c.sim.Truth(bsid))
+		t.Logf("observed: exit %v; sync_runs %s %s %q; account %s %q", err, r.Entity, r.Status, r.Error, a.Status, a.StatusReason)
+
+		c.mustRun(newToken+"\n", "accounts", "set-token", bid, "--token-stdin")
+		before = runIDs(t, c.db, bid)
+		c.mustRun("", "sync", "--account", bid)
+		requireAllSucceeded(t, newRuns(t, c.db, bid, before), "the sync after set-token")
+		c.counts.scenarios.Add(1)
+		c.equalsTruth(bid, bsid, syncer.AllEntities...)
+		checkWatermarks(t, c.db, c.counts, bid, c.sim.Truth(bsid))
+	})
+
+	// nothing secret in any table either
+	*c.secrets = append(*c.secrets, c.as.IssuedTokens()...)
+	c.scanSecrets(dumpDatabase(t, c.db), "ClickHouse")
 }
