@@ -986,8 +986,13 @@ type proc struct {
 
 func startBin(t *testing.T, bin string, stdin string, args ...string) *proc {
 	t.Helper()
+	return startBinEnv(t, bin, os.Environ(), stdin, args...)
+}
+
+func startBinEnv(t *testing.T, bin string, env []string, stdin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = os.Environ()
+	p.cmd.Env = env
 	p.cmd.Stdin = strings.NewReader(stdin)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -1669,4 +1674,160 @@ func TestIntegrationFaultCredentials(t *testing.T) {
 	// nothing secret in any table either
 	*c.secrets = append(*c.secrets, c.as.IssuedTokens()...)
 	c.scanSecrets(dumpDatabase(t, c.db), "ClickHouse")
+}
+
+// --- bad input at the edges -------------------------------------------------
+
+// TestIntegrationFaultBadInput runs the real binary with bad arguments, bad
+// dates, bad configuration, a wrong SYNCER_ENCRYPTION_KEY and corrupted
+// ciphertext in accounts: each a clear message naming the problem and a
+// non-zero exit (2 for a bad command line), never a panic or a stack trace,
+// never a secret echoed.
+func TestIntegrationFaultBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the syncer binary")
+	}
+	f := setupFaults(t)
+	bin := buildSyncer(t)
+	f.mustRun("", "migrate")
+	const id, sid = "edge", "IRFAULTEDGE0000000000000000001"
+	spec := partnerSpec(sid)
+	spec.Actions = 50
+	f.addAccount(id, spec)
+	otherKey := newKeyB64()
+	badKey := "c2hvcnQta2V5LW5vdC0zMi1ieXRlcw==" // base64 of 25 bytes
+	*f.secrets = append(*f.secrets, otherKey, badKey)
+
+	type tc struct {
+		name  string
+		args  []string
+		env   []string // added to the test's environment
+		stdin string
+		code  int      // 0: any non-zero
+		want  []string // each must appear in stdout or stderr
+	}
+	cases := []tc{
+		{name: "no_command", code: 2, want: []string{"no command given", "Usage: syncer"}},
+		{name: "unknown_command", args: []string{"frobnicate"}, code: 2, want: []string{`unknown command "frobnicate"`}},
+		{name: "unknown_flag", args: []string{"sync", "--bogus"}, code: 2, want: []string{"flag provided but not defined: -bogus"}},
+		{name: "stray_argument", args: []string{"sync", "now"}, code: 2, want: []string{`unexpected argument "now"`}},
+		{name: "unknown_entity", args: []string{"sync", "--entities", "actions,nope"}, code: 2, want: []string{"unknown entities nope"}},
+		{name: "backfill_without_account", args: []string{"backfill"}, code: 2, want: []string{"--account is required"}},
+		{name: "backfill_bad_from_date", args: []string{"backfill", "--account", id, "--from", "2024-13-45"}, code: 2,
+			want: []string{"--from", `"2024-13-45" is neither a date`}},
+		{name: "backfill_bad_to_time", args: []string{"backfill", "--account", id, "--to", "2025-01-01T25:00:00Z"}, code: 2,
+			want: []string{"--to", "neither a date"}},
+		{name: "backfill_words_for_date", args: []string{"backfill", "--account", id, "--from", "yesterday"}, code: 2,
+			want: []string{`"yesterday" is neither a date`}},
+		{name: "backfill_to_before_from", args: []string{"backfill", "--account", id, "--from", "2025-03-01", "--to", "2025-02-01"}, code: 2,
+			want: []string{"--to 2025-02-01 is before --from 2025-03-01"}},
+		{name: "backfill_catalog_entity", args: []string{"backfill", "--account", id, "--entities", "campaigns"}, code: 2,
+			want: []string{"backfill takes actions and action_updates"}},
+		{name: "backfill_unknown_account", args: []string{"backfill", "--account", "ghost"}, code: 1, want: []string{"ghost", "not found"}},
+		{name: "sync_unknown_account", args: []string{"sync", "--account", "ghost"}, code: 1, want: []string{"ghost", "not found"}},
+		{name: "status_unknown_account", args: []string{"status", "--account", "ghost"}, code: 1, want: []string{"ghost", "not found"}},
+		{name: "accounts_without_subcommand", args: []string{"accounts"}, code: 2, want: []string{"no subcommand"}},
+		{name: "accounts_add_bad_id", args: []string{"accounts", "add", "--id", "bad id!", "--persona", "brand", "--sid", "S"}, code: 2,
+			want: []string{`account id "bad id!"`}},
+		{name: "accounts_add_bad_persona", args: []string{"accounts", "add", "--id", "x", "--persona", "martian", "--sid", "S"},
+			env: []string{"IMPACT_AUTH_TOKEN=t"}, code: 2, want: []string{"martian"}},
+		{name: "accounts_add_missing_sid", args: []string{"accounts", "add", "--id", "x", "--persona", "brand"}, code: 2,
+			want: []string{"--id, --persona and --sid are required"}},
+		{name: "accounts_add_empty_token", args: []string{"accounts", "add", "--id", "x", "--persona", "brand", "--sid", "S", "--token-stdin"},
+			stdin: "\n", code: 2, want: []string{"standard input held no Auth Token"}},
+		{name: "accounts_set_token_without_id", args: []string{"accounts", "set-token"}, code: 2, want: []string{"account id is required"}},
+		{name: "accounts_disable_unknown", args: []string{"accounts", "disable", "ghost"}, code: 1, want: []string{"ghost", "not found"}},
+		{name: "keys_without_rotate", args: []string{"keys", "spin"}, code: 2, want: []string{"want 'keys rotate'"}},
+		{name: "connect_without_oauth", args: []string{"connect", "--account", "o", "--persona", "brand", "--sid", "S"}, code: 1,
+			want: []string{"OAuth is not configured", "IMPACT_OAUTH_CLIENT_ID"}},
+		{name: "encryption_key_malformed", args: []string{"sync"}, env: []string{"SYNCER_ENCRYPTION_KEY=" + badKey}, code: 1,
+			want: []string{"SYNCER_ENCRYPTION_KEY: want the base64 of 32 random bytes"}},
+		{name: "encryption_key_missing", args: []string{"sync"}, env: []string{"SYNCER_ENCRYPTION_KEY="}, code: 1,
+			want: []string{"SYNCER_ENCRYPTION_KEY is not set"}},
+		{name: "encryption_key_wrong", args: []string{"sync"}, env: []string{"SYNCER_ENCRYPTION_KEY=" + otherKey}, code: 1,
+			want: []string{id, "opening the stored Auth Token", "SYNCER_ENCRYPTION_KEY does not hold"}},
+		{name: "config_bad_duration", args: []string{"sync"}, env: []string{"SYNCER_OVERLAP=soon"},
+			code: 1, want: []string{"SYNCER_OVERLAP"}},
+		{name: "config_bad_schedule", args: []string{"run"}, env: []string{"SYNCER_SCHEDULE_ACTIONS=61 * * * *"}, code: 1,
+			want: []string{"SYNCER_SCHEDULE_ACTIONS", "61"}},
+		{name: "clickhouse_unreachable", args: []string{"sync"}, env: []string{"CLICKHOUSE_ADDR=127.0.0.1:1"}, code: 1,
+			want: []string{"connecting to ClickHouse at 127.0.0.1:1"}},
+	}
+	run := func(t *testing.T, c tc) string {
+		t.Helper()
+		p := startBinEnv(t, bin, append(os.Environ(), c.env...), c.stdin, c.args...)
+		code := p.wait(t, time.Minute)
+		out := p.stdout.String() + p.stderr.String()
+		if code == 0 || (c.code != 0 && code != c.code) {
+			t.Errorf("syncer %s: exit %d, want %d\n%s", strings.Join(c.args, " "), code, c.code, tail(out, 2000))
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("syncer %s: the output does not say %q:\n%s", strings.Join(c.args, " "), w, tail(out, 2000))
+			}
+		}
+		noCrash(t, "syncer "+strings.Join(c.args, " "), out)
+		f.with(t).scanSecrets(out, "the output of syncer "+strings.Join(c.args, " "))
+		f.counts.scenarios.Add(1)
+		return out
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := run(t, c)
+			t.Logf("observed: %s", firstLine(out, `^syncer:|^`+id+` .*failed`))
+		})
+	}
+	if a, err := load.NewAccountStore(f.db).Account(t.Context(), id); err != nil || a.Status != syncer.StatusActive {
+		t.Errorf("after a wrong key the account is %s %q (%v); a configuration problem must not flag it", a.Status, a.StatusReason, err)
+	}
+
+	// corrupted ciphertext in accounts: altered, truncated, unknown format
+	store := load.NewAccountStore(f.db)
+	good, err := store.Secret(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(good.Ciphertext)
+	flipped[len(flipped)-3] ^= 0x40
+	version := bytes.Clone(good.Ciphertext)
+	version[0] = 9
+	for _, cc := range []struct {
+		name   string
+		sealed syncer.SealedSecret
+		want   string
+	}{
+		{"ciphertext_altered", syncer.SealedSecret{KeyID: good.KeyID, Ciphertext: flipped}, "it was altered"},
+		{"ciphertext_truncated", syncer.SealedSecret{KeyID: good.KeyID, Ciphertext: good.Ciphertext[:7]}, "truncated"},
+		{"ciphertext_unknown_format", syncer.SealedSecret{KeyID: good.KeyID, Ciphertext: version}, "unsupported format version 9"},
+		{"ciphertext_unknown_key_id", syncer.SealedSecret{KeyID: "k-deadbeef", Ciphertext: good.Ciphertext}, `"k-deadbeef"`},
+	} {
+		t.Run(cc.name, func(t *testing.T) {
+			if err := store.SetSecret(t.Context(), id, cc.sealed); err != nil {
+				t.Fatal(err)
+			}
+			out := run(t, tc{args: []string{"sync", "--account", id}, code: 1, want: []string{id, "opening the stored Auth Token", cc.want}})
+			out2 := run(t, tc{args: []string{"keys", "rotate"}, code: 1, want: []string{"account " + id, cc.want}})
+			if strings.Count(out2, "account "+id+":") != 1 {
+				t.Errorf("keys rotate names the account more than once:\n%s", out2)
+			}
+			t.Logf("observed: sync: %s; keys rotate: %s", firstLine(out, "^"+id+" .*"+regexp.QuoteMeta(cc.want)), firstLine(out2, "could not be re-encrypted"))
+		})
+	}
+	if err := store.SetSecret(t.Context(), id, good); err != nil {
+		t.Fatal(err)
+	}
+	// the account was never flagged, and works again with its real secret
+	f.mustRun("", "sync", "--account", id)
+	f.equalsTruth(id, sid, entitiesOf(spec.Persona)...)
+}
+
+// firstLine returns the first line of s matching expr (trimmed).
+func firstLine(s, expr string) string {
+	re := regexp.MustCompile(expr)
+	for _, l := range strings.Split(s, "\n") {
+		if re.MatchString(l) {
+			return strings.Join(strings.Fields(l), " ")
+		}
+	}
+	return ""
 }

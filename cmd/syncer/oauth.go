@@ -235,7 +235,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		out, did, err := a.keyring.Reseal(ac.ID, sealed)
 		if err != nil {
-			failed = append(failed, fmt.Errorf("account %s: %w", ac.ID, err))
+			failed = append(failed, err) // names the account already
 			continue
 		}
 		if !did {
