@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"reflect"
@@ -1830,4 +1831,159 @@ func firstLine(s, expr string) string {
 		}
 	}
 	return ""
+}
+
+// --- security ---------------------------------------------------------------
+
+// TestIntegrationFaultSecurity runs the worker binary at debug level with a
+// Basic and an OAuth account (connected through the worker, its token
+// rotated by the worker): the OAuth callback refuses requests without a
+// pending state (none, unknown, replayed, an error redirect for no attempt)
+// and changes nothing; no HTTP endpoint's answer, no debug log line and no
+// table holds a secret.
+func TestIntegrationFaultSecurity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the worker binary")
+	}
+	c := setupCredFaults(t)
+	bin := buildSyncer(t)
+	const bid, bsid = "sec-basic", "IRFAULTSECBASIC000000000000000001"
+	bspec := partnerSpec(bsid)
+	bspec.Actions = 80
+	c.addAccount(bid, bspec)
+	const oid, osid = "sec-oauth", "IRFAULTSECOAUTH000000000000000001"
+	ospec := brandSpec(osid)
+	ospec.Campaigns, ospec.Actions = 1, 80
+	if err := c.sim.AddAccount(ospec); err != nil {
+		t.Fatal(err)
+	}
+	redirect, err := url.Parse(os.Getenv("IMPACT_OAUTH_REDIRECT_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "SYNCER_SCHEDULE_ACTIONS=*/2 * * * * *", "SYNCER_SCHEDULE_CATALOG=*/2 * * * * *",
+		"SYNCER_START_SPREAD=0s", "SYNCER_SHUTDOWN_TIMEOUT=5s", "SYNCER_LOG_LEVEL=debug")
+	w := startWorker(t, bin, env, redirect.Host)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	type answer struct {
+		status int
+		body   string
+	}
+	var answers []string // every body and header the worker served, for the scan
+	get := func(u string) answer {
+		t.Helper()
+		resp, err := noFollow.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if strings.HasPrefix(u, w.http) {
+			answers = append(answers, fmt.Sprint(resp.Header), string(b))
+		}
+		return answer{resp.StatusCode, string(b)}
+	}
+
+	// connect the OAuth account through the worker, keeping the callback URL
+	resp, err := noFollow.Get(w.http + "/oauth/start?account=" + oid + "&persona=brand&sid=" + osid)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("/oauth/start: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = noFollow.Get(resp.Header.Get("Location")) // impact.com consents and redirects back
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	cb, err := url.Parse(callback)
+	if err != nil || cb.Query().Get("code") == "" || cb.Query().Get("state") == "" {
+		t.Fatalf("callback URL %q", callback)
+	}
+	code, state := cb.Query().Get("code"), cb.Query().Get("state")
+	*c.secrets = append(*c.secrets, code)
+	if a := get(callback); a.status != http.StatusOK || !strings.Contains(a.body, "connected") {
+		t.Fatalf("the genuine callback: %d %s", a.status, a.body)
+	}
+	connected := c.account(oid)
+	if connected.AuthKind != syncer.AuthOAuth || connected.Status != syncer.StatusActive {
+		t.Fatalf("account after connecting: %+v", connected)
+	}
+	accountsBefore, err := load.NewAccountStore(c.db).Accounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := w.http + redirect.Path
+	for _, bad := range []struct{ name, query string }{
+		{"replayed_state_and_code", cb.RawQuery},
+		{"unknown_state", "code=" + code + "&state=" + strings.Repeat("x", 43)},
+		{"no_state", "code=" + code},
+		{"no_parameters", ""},
+		{"error_redirect_for_no_attempt", "error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state=" + strings.Repeat("y", 43)},
+		{"state_of_another_flow", "code=forged&state=" + state},
+	} {
+		a := get(base + "?" + bad.query)
+		if a.status < 400 || a.status >= 500 {
+			t.Errorf("callback %s: %d, want a 4xx refusal:\n%s", bad.name, a.status, a.body)
+		}
+		for _, echoed := range []string{code, state, "<script>"} {
+			if strings.Contains(a.body, echoed) {
+				t.Errorf("callback %s: the page repeats %q from the request", bad.name, echoed)
+			}
+		}
+		c.counts.scenarios.Add(1)
+		t.Logf("observed: callback %s → %d %s", bad.name, a.status, firstLine(a.body, "<p>"))
+	}
+	accountsAfter, err := load.NewAccountStore(c.db).Accounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(accountsBefore, accountsAfter) {
+		t.Errorf("refused callbacks changed the accounts:\nbefore %+v\nafter  %+v", accountsBefore, accountsAfter)
+	}
+
+	// the worker syncs both accounts, and rotates the OAuth token
+	synced := func(id string, after int) func() bool {
+		return func() bool {
+			return int(countRuns(t, c.db, id, syncer.ActionUpdates, syncer.RunSucceeded)) > after
+		}
+	}
+	waitFor(t, 90*time.Second, "both accounts synced by the worker", func() bool { return synced(bid, 0)() && synced(oid, 0)() })
+	requests := c.as.TokenRequestsFor(osid)
+	done := int(countRuns(t, c.db, oid, syncer.ActionUpdates, syncer.RunSucceeded))
+	c.sim.Clock().Advance(10 * time.Minute) // the access token expires: the worker refreshes and rotates
+	waitFor(t, 60*time.Second, "a sync of the OAuth account after its access token expired", synced(oid, done))
+	if c.as.TokenRequestsFor(osid) <= requests {
+		t.Errorf("the worker did not refresh the OAuth token")
+	}
+
+	for _, path := range []string{"/", "/healthz", "/readyz", "/metrics", "/nonexistent", "/oauth/start", "/oauth/start?account=x&persona=brand"} {
+		a := get(w.http + path)
+		t.Logf("observed: GET %s → %d (%d bytes)", path, a.status, len(a.body))
+	}
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+	c.equalsTruth(bid, bsid, entitiesOf(bspec.Persona)...)
+	c.equalsTruth(oid, osid, syncer.AllEntities...)
+	logs := w.logs()
+	if !strings.Contains(logs, `"level":"debug"`) {
+		t.Errorf("the worker logged nothing at debug level; the scan proves little")
+	}
+	noCrash(t, "the worker", logs)
+	*c.secrets = append(*c.secrets, c.as.IssuedTokens()...)
+	if len(*c.secrets) < 8 {
+		t.Fatalf("only %d secrets to look for", len(*c.secrets))
+	}
+	c.scanSecrets(strings.Join(answers, "\n"), "an HTTP answer of the worker")
+	c.scanSecrets(logs, "the worker's debug log")
+	c.scanSecrets(dumpDatabase(t, c.db), "ClickHouse")
+	c.counts.scenarios.Add(3)
+	t.Logf("observed: %d secrets looked for in %d HTTP answers (%d bytes), %d bytes of debug log and every table: none found",
+		len(*c.secrets), len(answers)/2, len(strings.Join(answers, "")), len(logs))
 }
