@@ -28,6 +28,12 @@ test: clickhouse lint ## every test, integration tests against the real ClickHou
 	$(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
+test-faults: clickhouse ## the fault-injection suite alone (docs/reliability.md); FAULT_SEED=<seed> repeats the kill -9 points
+	@log=$$(mktemp); $(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationFault' -v ./cmd/syncer 2>&1 | tee $$log | scripts/testsummary.sh; status=$$?; \
+	awk '/fault counts:/ { sub(/.*fault counts: /, ""); s += $$1; k += $$3; r += $$6; w += $$9 } \
+	  END { printf "fault suite totals: %d scenarios, %d kill points, %d rows compared, %d watermarks checked\n", s, k, r, w }' $$log; \
+	rm -f $$log; exit $$status
+
 test-unit: ## tests that need no ClickHouse (integration tests skip)
 	CLICKHOUSE_ADDR=127.0.0.1:1 $(GO) test -count=1 ./...
 
