@@ -1231,10 +1231,17 @@ func lastLogPoint(stderr string) string {
 		if m == nil {
 			continue
 		}
-		if e := regexp.MustCompile(`"entity":"([^"]*)"`).FindStringSubmatch(lines[i]); e != nil {
-			return e[1] + ": " + m[1]
+		msg := m[1]
+		switch {
+		case strings.Contains(msg, "clock differs"), strings.Contains(msg, "progress"):
+			msg = "loading windows"
+		case msg == "clickhouse connected":
+			msg = "start-up (connected, taking the lease)"
 		}
-		return m[1]
+		if e := regexp.MustCompile(`"entity":"([^"]*)"`).FindStringSubmatch(lines[i]); e != nil {
+			return e[1] + ": " + msg
+		}
+		return msg
 	}
 	return "before the first log line"
 }
