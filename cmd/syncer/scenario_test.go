@@ -679,10 +679,9 @@ func (b *bundle) rewriteAhead(acct scenarioAccount, table string, d time.Duratio
 // watermarks in ClickHouse were written by a worker whose clock ran two days
 // ahead (a laptop's backfill, or this machine before its clock was stepped
 // back). Changes read now, by a worker with a correct clock, still replace
-// them for readers, and the watermarks still advance. (Versions are the
-// same for both personas; the partner keeps it quick.)
+// them for readers, and the watermarks still advance.
 func TestIntegrationScenarioWorkerClockSteppedBack(t *testing.T) {
-	for _, p := range []impactsim.Persona{impactsim.Partner} {
+	for _, p := range scenarioPersonas {
 		t.Run(string(p), func(t *testing.T) {
 			b := setup(t)
 			b.mustCLI("", "migrate")
