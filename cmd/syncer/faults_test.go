@@ -1110,6 +1110,11 @@ func TestIntegrationFaultClickHouseStoppedMidBackfill(t *testing.T) {
 	from := p.sim.Clock().Now().Add(-401 * day).Format("2006-01-02")
 	args := []string{"backfill", "--account", id, "--from", from}
 
+	// Every window takes a while, so that ClickHouse stops midway: left
+	// alone, this backfill can finish in a fraction of a second.
+	for _, r := range []string{"Actions", "ActionUpdates"} {
+		p.sim.InjectFaults(sid, impactsim.Fault{Kind: impactsim.FaultSlow, Delay: 100 * time.Millisecond, Times: 1000, Match: r})
+	}
 	before := runIDs(t, p.db, id)
 	bf := startBin(t, p.bin, "", args...)
 	waitFor(t, 60*time.Second, "the backfill to commit a few windows", func() bool {
@@ -1141,6 +1146,7 @@ func TestIntegrationFaultClickHouseStoppedMidBackfill(t *testing.T) {
 
 	p.ch.script("start")
 	p.ch.script("wait")
+	p.sim.ClearFaults(sid)
 	waitFor(t, 30*time.Second, "ClickHouse answering again", func() bool { return p.db.Ping(t.Context()) == nil })
 	checkWatermarks(t, p.db, p.counts, id, p.sim.Truth(sid))
 	first := newRuns(t, p.db, id, before)

@@ -56,6 +56,69 @@ func (s *StateStore) SetWatermark(ctx context.Context, k syncer.WatermarkKey, t 
 	return nil
 }
 
+var _ syncer.WatermarkBatcher = (*StateStore)(nil)
+
+// Watermarks returns every watermark of the account's entity, read with
+// argMax as Watermark reads one.
+func (s *StateStore) Watermarks(ctx context.Context, accountID string, e syncer.Entity) (map[syncer.WatermarkKey]time.Time, error) {
+	rows, err := s.db.conn.Query(ctx,
+		"SELECT campaign_id, scan, argMax(watermark, version) FROM sync_state WHERE account_id = ? AND entity = ? GROUP BY campaign_id, scan",
+		accountID, string(e))
+	if err != nil {
+		return nil, fmt.Errorf("watermarks of account %s %s: %w", accountID, e, describeTable(err, "sync_state"))
+	}
+	defer rows.Close()
+	out := map[syncer.WatermarkKey]time.Time{}
+	for rows.Next() {
+		var (
+			campaign, scan string
+			t              time.Time
+		)
+		if err := rows.Scan(&campaign, &scan, &t); err != nil {
+			return nil, err
+		}
+		out[syncer.WatermarkKey{AccountID: accountID, Entity: e, CampaignID: campaign, Scan: scan}] = fromDateTime(t)
+	}
+	return out, rows.Err()
+}
+
+// SetWatermarks stores every mark in one insert: one part, so readers see
+// all of them or none. As SetWatermark, it writes versions above those
+// stored (read once per account and entity).
+func (s *StateStore) SetWatermarks(ctx context.Context, marks map[syncer.WatermarkKey]time.Time) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	type scope struct {
+		account string
+		entity  syncer.Entity
+	}
+	floors := map[scope]uint64{}
+	for k := range marks {
+		sc := scope{k.AccountID, k.Entity}
+		if _, ok := floors[sc]; ok {
+			continue
+		}
+		floor, err := s.db.maxVersion(ctx, "sync_state", "account_id = ? AND entity = ?", k.AccountID, string(k.Entity))
+		if err != nil {
+			return fmt.Errorf("set %d watermarks: %w", len(marks), err)
+		}
+		floors[sc] = floor
+	}
+	updated := toDateTime(s.db.now())
+	rows := make([][]any, 0, len(marks))
+	for k, t := range marks {
+		v := s.db.versions.After(floors[scope{k.AccountID, k.Entity}])
+		rows = append(rows, []any{k.AccountID, string(k.Entity), k.CampaignID, k.Scan, toDateTime(t), updated, v})
+	}
+	err := s.db.insertRows(ctx, defaultRetry, "sync_state",
+		[]string{"account_id", "entity", "campaign_id", "scan", "watermark", "updated_at", "version"}, rows)
+	if err != nil {
+		return fmt.Errorf("set %d watermarks: %w", len(marks), err)
+	}
+	return nil
+}
+
 func keyString(k syncer.WatermarkKey) string {
 	s := fmt.Sprintf("account %s %s", k.AccountID, k.Entity)
 	if k.CampaignID != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +54,15 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	}
 	var plans []scoped
 	total := 0
+	// Planning reads several watermarks per campaign: in one query when the
+	// store can (the lease keeps every other run of the account away).
+	p.marks = nil
+	if b, ok := p.s.State.(WatermarkBatcher); ok && p.req.Kind != RunBackfill {
+		if p.marks, err = b.Watermarks(ctx, p.acct.ID, e); err != nil {
+			return 0, err
+		}
+		defer func() { p.marks = nil }()
+	}
 	for _, campaign := range scopes {
 		scans, err := p.plan(ctx, e, campaign, now)
 		if err != nil {
@@ -71,7 +79,13 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 			return 0, err
 		}
 	}
-	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize)
+	// A run whose scans are one window each (an incremental run in the
+	// steady state) is short: its loader commits once, at the end.
+	nscans := 0
+	for _, pl := range plans {
+		nscans += len(pl.scans)
+	}
+	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans)
 	var decodeErrs []error
 	for _, pl := range plans {
 		for _, sc := range pl.scans {
@@ -152,7 +166,13 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 	key := func(name string) WatermarkKey {
 		return WatermarkKey{AccountID: p.acct.ID, Entity: e, CampaignID: campaign, Scan: name}
 	}
-	wm := func(name string) (time.Time, bool, error) { return p.s.State.Watermark(ctx, key(name)) }
+	wm := func(name string) (time.Time, bool, error) {
+		if p.marks != nil { // read once for the whole plan (see activity)
+			t, ok := p.marks[key(name)]
+			return t, ok, nil
+		}
+		return p.s.State.Watermark(ctx, key(name))
+	}
 	clamp := func(t time.Time) time.Time {
 		if t.Before(reach) {
 			return reach
@@ -222,6 +242,9 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 			until, haveUntil = now, true
 			if err := p.s.State.SetWatermark(ctx, key(name+"_until"), until); err != nil {
 				return -1, err
+			}
+			if p.marks != nil {
+				p.marks[key(name+"_until")] = until
 			}
 		}
 		if !haveUntil {
@@ -398,113 +421,4 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, 
 		prog.report(campaign)
 	}
 	return decodeErrs, nil
-}
-
-// loader overlaps loading with extraction: the pass fills batches while a
-// goroutine inserts the previous ones. Watermark commits travel through the
-// same queue, so a watermark is stored only after every row before it was
-// acknowledged by ClickHouse.
-type loader struct {
-	s         *Syncer
-	accountID string
-	entity    Entity
-	part      int // partition column index, or -1
-	batchSize int
-	buffers   map[int64][]Record // by partition month, so an insert writes few parts
-	pending   int
-	jobs      chan loadJob
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	err       error
-	rows      uint64
-}
-
-type loadJob struct {
-	recs []Record
-	key  *WatermarkKey
-	mark time.Time
-}
-
-func newLoader(ctx context.Context, s *Syncer, accountID string, e Entity, batchSize int) *loader {
-	ld := &loader{s: s, accountID: accountID, entity: e, part: Tables[e].Partition,
-		batchSize: batchSize, buffers: map[int64][]Record{}, jobs: make(chan loadJob, 1)}
-	ld.wg.Add(1)
-	go ld.run(ctx)
-	return ld
-}
-
-func (ld *loader) run(ctx context.Context) {
-	defer ld.wg.Done()
-	for j := range ld.jobs {
-		if ld.failed() != nil {
-			continue // drain: nothing after a failed insert may be committed
-		}
-		var err error
-		switch {
-		case j.recs != nil:
-			err = ld.s.Writer.Write(ctx, ld.accountID, ld.entity, j.recs)
-			if err == nil {
-				ld.mu.Lock()
-				ld.rows += uint64(len(j.recs))
-				ld.mu.Unlock()
-			}
-		case j.key != nil:
-			err = ld.s.State.SetWatermark(ctx, *j.key, j.mark)
-		}
-		if err != nil {
-			ld.mu.Lock()
-			ld.err = err
-			ld.mu.Unlock()
-		}
-	}
-}
-
-func (ld *loader) failed() error {
-	ld.mu.Lock()
-	defer ld.mu.Unlock()
-	return ld.err
-}
-
-func (ld *loader) add(r Record) {
-	var month int64
-	if ld.part >= 0 {
-		if t, ok := r.Values[ld.part].(time.Time); ok {
-			month = int64(t.Year())*12 + int64(t.Month())
-		}
-	}
-	buf := append(ld.buffers[month], r)
-	ld.buffers[month] = buf
-	ld.pending++
-	if len(buf) >= ld.batchSize {
-		ld.jobs <- loadJob{recs: buf}
-		ld.pending -= len(buf)
-		delete(ld.buffers, month)
-	} else if ld.pending >= 4*ld.batchSize {
-		ld.flush() // many small months: bound the memory held
-	}
-}
-
-// flush queues every buffered row.
-func (ld *loader) flush() {
-	for m, buf := range ld.buffers {
-		if len(buf) > 0 {
-			ld.jobs <- loadJob{recs: buf}
-		}
-		delete(ld.buffers, m)
-	}
-	ld.pending = 0
-}
-
-// commit queues the buffered rows, then the watermark.
-func (ld *loader) commit(k WatermarkKey, t time.Time) {
-	ld.flush()
-	ld.jobs <- loadJob{key: &k, mark: t}
-}
-
-// close flushes, waits for the queue to drain and returns the first error.
-func (ld *loader) close() error {
-	ld.flush()
-	close(ld.jobs)
-	ld.wg.Wait()
-	return ld.failed()
 }

@@ -64,6 +64,16 @@ type StateStore interface {
 	SetWatermark(ctx context.Context, k WatermarkKey, t time.Time) error
 }
 
+// WatermarkBatcher is a StateStore that reads and writes many watermarks
+// in one round trip each; a pass uses it when the store offers it (a sync of
+// many small accounts is mostly such round trips). Errors as for StateStore.
+type WatermarkBatcher interface {
+	// Watermarks returns every stored watermark of the account's entity.
+	Watermarks(ctx context.Context, accountID string, e Entity) (map[WatermarkKey]time.Time, error)
+	// SetWatermarks stores them all at once: readers see all or none.
+	SetWatermarks(ctx context.Context, marks map[WatermarkKey]time.Time) error
+}
+
 // RunKind says what started a run.
 type RunKind string
 

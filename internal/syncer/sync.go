@@ -59,7 +59,9 @@ type Options struct {
 	// ClearedDate on recently locked actions (defaults 90 days, every 6h).
 	ClearingLookback time.Duration
 	ClearingInterval time.Duration
-	// BatchSize is the rows per insert (default 10000).
+	// BatchSize bounds the rows a run holds before ClickHouse has them,
+	// and so its memory; an insert carries at most that many (default
+	// 10000).
 	BatchSize int
 }
 
@@ -180,6 +182,8 @@ type pass struct {
 
 	campaigns []string // campaign ids, fetched once per pass
 	haveCamps bool
+
+	marks map[WatermarkKey]time.Time // the entity's watermarks while it is planned, if read at once
 }
 
 // SyncAccount runs one pass over an account: every requested entity, in
