@@ -20,9 +20,9 @@ func TestStateStoreWatermarksAtOnce(t *testing.T) {
 		return syncer.WatermarkKey{AccountID: "acct", Entity: e, CampaignID: campaign, Scan: scan}
 	}
 	if err := st.SetWatermarks(ctx, map[syncer.WatermarkKey]time.Time{
-		k(syncer.Actions, "1", "updated"): at,
-		k(syncer.Actions, "1", "locking"): at.Add(time.Hour),
-		k(syncer.Actions, "2", "updated"): at.Add(2 * time.Hour),
+		k(syncer.Actions, "1", "updated"):       at,
+		k(syncer.Actions, "1", "locking"):       at.Add(time.Hour),
+		k(syncer.Actions, "2", "updated"):       at.Add(2 * time.Hour),
 		k(syncer.ActionUpdates, "1", "updated"): at.Add(3 * time.Hour),
 	}); err != nil {
 		t.Fatal(err)
