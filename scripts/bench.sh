@@ -1,0 +1,408 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: throughput, memory, API-call efficiency and the
+# many-accounts cycle of the syncer, against the simulator (bin/impactsim) and
+# the local ClickHouse (scripts/clickhouse.sh), each next to a baseline
+# measured in the same run, because this machine is shared and noisy. Prints
+# one table and writes bench/results/latest.json. `make bench` builds and
+# starts ClickHouse first; the Go micro-benchmarks run at the end.
+#
+#   1. Throughput: `syncer backfill --from <3 years ago>` of one brand account
+#      holding BENCH_ACTIONS actions (several campaigns, a 3-year spread) into
+#      an empty database, against the same pages downloaded to disk by a plain
+#      HTTP client (bin/benchbaseline download) plus the same rows inserted by
+#      `clickhouse-client ... FORMAT JSONEachRow`. Target: syncer / (download +
+#      insert) < 1.0. Each side runs BENCH_REPEAT times, interleaved; the best
+#      time of each side is compared.
+#   2. Memory: peak RSS (GNU time) of that backfill with BENCH_SMALL_ACTIONS and
+#      with BENCH_ACTIONS actions. Targets: < 150 MiB, growth < 20%.
+#   3. API efficiency: requests of the backfill (EventDate only, since --from is
+#      given; and, with BENCH_FULL_REACH=1, of the backfill without --from,
+#      which reads through all three date filters) against the fewest pages
+#      the date rules allow (45-day windows per campaign, 20,000 actions a
+#      page); requests of an incremental run when nothing changed against its
+#      minimum (one per catalog entity, three per campaign).
+#   4. Many accounts: BENCH_ACCOUNTS small accounts behind BENCH_LATENCY of
+#      simulated latency; one steady-state `syncer sync` cycle (watermarks
+#      seeded as a sync BENCH_CYCLE_AGE ago would leave them) against
+#      total requests × latency / SYNCER_CONCURRENCY.
+#
+# Environment (defaults in brackets): BENCH_ACTIONS [1000000]
+# BENCH_SMALL_ACTIONS [100000] BENCH_CAMPAIGNS [8] BENCH_REPEAT [2]
+# BENCH_FULL_REACH [1] BENCH_ACCOUNTS [500] BENCH_LATENCY [50ms]
+# BENCH_CYCLE_AGE [15m] BENCH_MICRO [1] BENCH_PLATEAU_ACTIONS [2000000: a
+# third backfill, to show where peak RSS levels off; 0 skips it] CH_PORT [19000]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+BENCH_ACTIONS=${BENCH_ACTIONS:-1000000}
+BENCH_SMALL_ACTIONS=${BENCH_SMALL_ACTIONS:-100000}
+BENCH_CAMPAIGNS=${BENCH_CAMPAIGNS:-8}
+BENCH_REPEAT=${BENCH_REPEAT:-2}
+BENCH_FULL_REACH=${BENCH_FULL_REACH:-1}
+BENCH_ACCOUNTS=${BENCH_ACCOUNTS:-500}
+BENCH_LATENCY=${BENCH_LATENCY:-50ms}
+BENCH_CYCLE_AGE=${BENCH_CYCLE_AGE:-15m}
+BENCH_MICRO=${BENCH_MICRO:-1}
+BENCH_PLATEAU_ACTIONS=${BENCH_PLATEAU_ACTIONS:-2000000}
+CH_PORT=${CH_PORT:-19000}
+CONCURRENCY=${SYNCER_CONCURRENCY:-4} # the syncer's default
+PAGE=20000                           # the API's largest Actions PageSize, the syncer's default
+
+OUT=bench/results
+W=$OUT/work
+rm -rf "$W"
+mkdir -p "$W"
+LOG=$W/bench.log
+: > "$LOG"
+
+say() { printf '%s bench: %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
+die() { say "error: $*"; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+need_pkg() { # command, Debian package
+	command -v "$1" >/dev/null 2>&1 && return
+	say "installing $2 (apt-get)"
+	as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+need_pkg jq jq
+need_pkg curl curl
+[ -x /usr/bin/time ] || { need_pkg /usr/bin/time time; }
+[ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) is needed for peak RSS"
+for b in bin/syncer bin/impactsim; do [ -x $b ] || die "$b missing: run make build (make bench does)"; done
+go build -o bin/benchbaseline ./cmd/benchbaseline
+command -v clickhouse-client >/dev/null || die "clickhouse-client missing: make clickhouse"
+clickhouse-client --port "$CH_PORT" -q "SELECT 1" >/dev/null || die "no ClickHouse on port $CH_PORT: make clickhouse"
+
+ch() { clickhouse-client --port "$CH_PORT" "$@"; }
+calc() { awk "BEGIN { printf \"%.6g\", $* }"; }
+
+export CLICKHOUSE_ADDR=127.0.0.1:$CH_PORT
+export SYNCER_ENCRYPTION_KEY
+SYNCER_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
+DBS=()
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for d in "${DBS[@]}"; do ch -q "DROP DATABASE IF EXISTS $d" 2>/dev/null || true; done
+	rm -rf "$W/pages" "$W/rows.json"
+}
+trap cleanup EXIT
+
+fresh_db() { # name: a new empty, migrated database
+	DBS+=("$1")
+	ch -q "DROP DATABASE IF EXISTS $1"
+	CLICKHOUSE_DATABASE=$1 bin/syncer migrate >>"$LOG" 2>&1 || die "migrate $1 failed (see $LOG)"
+}
+
+start_sim() { # name accounts-file [flags...]: starts bin/impactsim, sets SIM_URL
+	local name=$1 file=$2
+	shift 2
+	bin/impactsim -addr 127.0.0.1:0 -accounts "$file" -now "$NOW" "$@" >"$W/sim-$name.json" 2>"$W/sim-$name.log" &
+	PIDS+=($!)
+	local pid=$!
+	for _ in $(seq 1 600); do
+		if jq -e .addr "$W/sim-$name.json" >/dev/null 2>&1; then
+			SIM_URL=http://$(jq -r .addr "$W/sim-$name.json")
+			return
+		fi
+		kill -0 "$pid" 2>/dev/null || die "simulator $name did not start: $(cat "$W/sim-$name.log")"
+		sleep 0.2
+	done
+	die "simulator $name did not start within 120s"
+}
+
+sim_requests() { # url [sid]: requests the simulator counted (one account, or all)
+	if [ -n "${2:-}" ]; then curl -fsS "$1/_sim/stats?sid=$2" | jq .requests; else curl -fsS "$1/_sim/stats" | jq .requests; fi
+}
+
+# timed label cmd...: runs cmd under GNU time; sets T_WALL (s), T_RSS (MiB)
+timed() {
+	local label=$1
+	shift
+	local start end
+	start=$(date +%s.%N)
+	/usr/bin/time -v -o "$W/$label.time" "$@" >"$W/$label.out" 2>"$W/$label.err" || {
+		cat "$W/$label.out" "$W/$label.err" >>"$LOG"
+		die "$label failed (see $W/$label.out, $W/$label.err)"
+	}
+	end=$(date +%s.%N)
+	T_WALL=$(calc "$end - $start")
+	T_RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$W/$label.time")
+}
+
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+FROM=$(date -u -d "$NOW - 1094 days" +%Y-%m-%d) # inside the API's 3-year reach
+HISTORY_DAYS=1090
+BIG_SID=IRBenchBig00000000000000000000001
+SMALL_SID=IRBenchSmall000000000000000000001
+HUGE_SID=IRBenchHuge000000000000000000001
+TOKEN=bench-token-not-a-secret
+say "start: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+
+jq -n --arg big "$BIG_SID" --arg small "$SMALL_SID" --arg tok "$TOKEN" \
+	--argjson n "$BENCH_ACTIONS" --argjson m "$BENCH_SMALL_ACTIONS" --argjson c "$BENCH_CAMPAIGNS" --argjson h $HISTORY_DAYS \
+	--arg huge "$HUGE_SID" --argjson p "$BENCH_PLATEAU_ACTIONS" \
+	'[{sid: $big, token: $tok, persona: "brand", seed: 7, campaigns: $c, actions: $n, media_partners: 200, promo_codes: 20, history_days: $h},
+	  {sid: $small, token: $tok, persona: "brand", seed: 7, campaigns: $c, actions: $m, media_partners: 200, promo_codes: 20, history_days: $h}]
+	 + if $p > 0 then [{sid: $huge, token: $tok, persona: "brand", seed: 7, campaigns: $c, actions: $p, media_partners: 200, promo_codes: 20, history_days: $h}] else [] end' \
+	>"$W/accounts.json"
+say "generating $BENCH_ACTIONS + $BENCH_SMALL_ACTIONS + $BENCH_PLATEAU_ACTIONS actions in the simulator"
+start_sim sim "$W/accounts.json"
+SIM=$SIM_URL
+
+add_account() { # db id sid
+	echo "$TOKEN" | CLICKHOUSE_DATABASE=$1 IMPACT_API_URL=$SIM bin/syncer accounts add --id "$2" --persona brand --sid "$3" --token-stdin >>"$LOG" 2>&1 ||
+		die "accounts add $2 failed (see $LOG)"
+}
+
+# backfill db id sid label [args...]: times one backfill; sets T_WALL, T_RSS, REQS
+backfill() {
+	local db=$1 id=$2 sid=$3 label=$4
+	shift 4
+	local before
+	before=$(sim_requests "$SIM" "$sid")
+	timed "$label" env CLICKHOUSE_DATABASE="$db" IMPACT_API_URL="$SIM" bin/syncer backfill --account "$id" --entities actions "$@"
+	REQS=$(($(sim_requests "$SIM" "$sid") - before))
+}
+
+# ---- 1 and 2: throughput and memory --------------------------------------
+SYNC_T=()
+SYNC_RSS=()
+DL_T=()
+INS_T=()
+ROWS_EXPORTED=0
+fresh_db bench_base
+for rep in $(seq 1 "$BENCH_REPEAT"); do
+	say "throughput $rep/$BENCH_REPEAT: syncer backfill of $BENCH_ACTIONS actions"
+	fresh_db bench_tp
+	add_account bench_tp big $BIG_SID
+	backfill bench_tp big $BIG_SID "backfill-big-$rep" --from "$FROM"
+	SYNC_T+=("$T_WALL")
+	SYNC_RSS+=("$T_RSS")
+	BF_REQS=$REQS
+	ROWS=$(ch -q "SELECT count() FROM bench_tp.actions FINAL")
+	[ "$ROWS" = "$BENCH_ACTIONS" ] || die "backfill stored $ROWS actions, want $BENCH_ACTIONS"
+	say "  syncer: ${T_WALL}s, peak RSS ${T_RSS} MiB, $REQS requests"
+
+	if [ "$ROWS_EXPORTED" = 0 ]; then
+		say "  exporting the backfilled rows as JSONEachRow for the insert baseline (not timed)"
+		ch -q "SELECT * FROM bench_tp.actions FORMAT JSONEachRow" >"$W/rows.json"
+		ROWS_EXPORTED=$(wc -l <"$W/rows.json")
+		# the minimum requests for these windows, from the stored EventDates
+		TO_TS=$(date -u -d "$NOW" +%s)
+		FROM_TS=$(date -u -d "$FROM" +%s)
+		WINDOWS=$(((TO_TS - FROM_TS + 45 * 86400 - 1) / (45 * 86400)))
+		CAMPS=$(ch -q "SELECT uniqExact(campaign_id) FROM bench_tp.actions")
+		EXTRA=$(ch -q "SELECT toUInt64(sum(ceil(n / $PAGE) - 1)) FROM (SELECT count() AS n FROM bench_tp.actions FINAL
+			WHERE toUInt32(event_date) BETWEEN $FROM_TS AND $TO_TS GROUP BY campaign_id, intDiv(toUInt32(event_date) - $FROM_TS, 45 * 86400))")
+		BF_MIN=$((1 + CAMPS * WINDOWS + EXTRA)) # the campaign list, then the pages
+	fi
+
+	say "throughput $rep/$BENCH_REPEAT: baseline download (plain HTTP client to disk)"
+	rm -rf "$W/pages"
+	BENCH_TOKEN=$TOKEN bin/benchbaseline download -url "$SIM" -sid $BIG_SID -from "$FROM" -out "$W/pages" >"$W/download-$rep.json" 2>>"$LOG" ||
+		die "baseline download failed (see $LOG)"
+	DL_T+=("$(jq .seconds "$W/download-$rep.json")")
+	DL_REQS=$(jq .requests "$W/download-$rep.json")
+	DL_BYTES=$(jq .bytes "$W/download-$rep.json")
+	rm -rf "$W/pages"
+	say "  download: ${DL_T[-1]}s, $DL_REQS requests, $DL_BYTES bytes"
+
+	say "throughput $rep/$BENCH_REPEAT: baseline insert (clickhouse-client FORMAT JSONEachRow)"
+	ch -q "TRUNCATE TABLE bench_base.actions"
+	# clickhouse-client's default block (1,048,576 rows of ~2.5 KB) exceeds the
+	# server's per-query memory limit here; 100,000 rows is within the
+	# recommended batch size
+	timed "insert-$rep" sh -c "clickhouse-client --port $CH_PORT --max_insert_block_size 100000 -q 'INSERT INTO bench_base.actions FORMAT JSONEachRow' < $W/rows.json"
+	INS_T+=("$T_WALL")
+	n=$(ch -q "SELECT count() FROM bench_base.actions")
+	[ "$n" = "$ROWS_EXPORTED" ] || die "baseline insert stored $n rows, want $ROWS_EXPORTED"
+	say "  insert: ${T_WALL}s"
+done
+rm -f "$W/rows.json"
+min_of() { printf '%s\n' "$@" | sort -g | head -1; }
+max_of() { printf '%s\n' "$@" | sort -g | tail -1; }
+SYNC_BEST=$(min_of "${SYNC_T[@]}")
+DL_BEST=$(min_of "${DL_T[@]}")
+INS_BEST=$(min_of "${INS_T[@]}")
+RSS_BIG=$(max_of "${SYNC_RSS[@]}")
+TP_RATIO=$(calc "$SYNC_BEST / ($DL_BEST + $INS_BEST)")
+ROWS_PER_S=$(calc "$BENCH_ACTIONS / $SYNC_BEST")
+
+say "memory: the same backfill with $BENCH_SMALL_ACTIONS actions"
+SMALL_RSS=()
+for rep in $(seq 1 "$BENCH_REPEAT"); do
+	fresh_db bench_mem
+	add_account bench_mem small $SMALL_SID
+	backfill bench_mem small $SMALL_SID "backfill-small-$rep" --from "$FROM"
+	SMALL_RSS+=("$T_RSS")
+	SMALL_T=$T_WALL
+	say "  ${T_WALL}s, peak RSS ${T_RSS} MiB, $REQS requests"
+done
+RSS_SMALL=$(max_of "${SMALL_RSS[@]}")
+RSS_GROWTH=$(calc "($RSS_BIG / $RSS_SMALL - 1) * 100")
+HUGE_RSS=null HUGE_T=null HUGE_GROWTH=null
+if [ "$BENCH_PLATEAU_ACTIONS" -gt 0 ]; then
+	say "memory: the same backfill with $BENCH_PLATEAU_ACTIONS actions (where peak RSS levels off)"
+	fresh_db bench_huge
+	add_account bench_huge huge $HUGE_SID
+	backfill bench_huge huge $HUGE_SID backfill-huge --from "$FROM"
+	HUGE_RSS=$T_RSS HUGE_T=$T_WALL
+	HUGE_GROWTH=$(calc "($HUGE_RSS / $RSS_BIG - 1) * 100")
+	say "  ${T_WALL}s, peak RSS ${T_RSS} MiB, $REQS requests"
+	ch -q "DROP DATABASE IF EXISTS bench_huge"
+fi
+
+# ---- 3: API efficiency ----------------------------------------------------
+FULL_REQS=null FULL_MIN=null FULL_T=null FULL_RSS=null FULL_ROWS=null
+if [ "$BENCH_FULL_REACH" = 1 ]; then
+	say "API efficiency: backfill without --from (all three date filters over the 3-year reach)"
+	fresh_db bench_full
+	add_account bench_full big $BIG_SID
+	backfill bench_full big $BIG_SID backfill-full
+	FULL_REQS=$REQS FULL_T=$T_WALL FULL_RSS=$T_RSS
+	FULL_ROWS=$(awk '$1 == "big" { print $4 }' "$W/backfill-full.out")
+	# windows of the reach (3×365 days less 5 minutes) per filter: the same
+	# count for the three; pages over 20,000 per 45-day window add requests.
+	# LastUpdated is not stored; creation_date stands for it (they differ only
+	# for modified or reversed actions).
+	TO_TS=$(date -u -d "$NOW" +%s)
+	REACH_TS=$((TO_TS - 3 * 365 * 86400 + 300))
+	FW=$(((TO_TS - REACH_TS + 45 * 86400 - 1) / (45 * 86400)))
+	CAMPS=$(ch -q "SELECT uniqExact(campaign_id) FROM bench_full.actions")
+	extra() { ch -q "SELECT toUInt64(sum(ceil(n / $PAGE) - 1)) FROM (SELECT count() AS n FROM bench_full.actions FINAL
+		WHERE toUInt32($1) BETWEEN $REACH_TS AND $TO_TS GROUP BY campaign_id, intDiv(toUInt32($1) - $REACH_TS, 45 * 86400))"; }
+	FULL_MIN=$((1 + 3 * CAMPS * FW + $(extra event_date) + $(extra creation_date) + $(extra locking_date)))
+	say "  ${FULL_T}s, $FULL_ROWS rows read, $FULL_REQS requests (minimum $FULL_MIN), peak RSS $FULL_RSS MiB"
+fi
+
+say "API efficiency: an incremental run when nothing changed ($BENCH_SMALL_ACTIONS-action account)"
+fresh_db bench_idle
+add_account bench_idle small $SMALL_SID
+before=$(sim_requests "$SIM" $SMALL_SID)
+timed first-sync env CLICKHOUSE_DATABASE=bench_idle IMPACT_API_URL="$SIM" bin/syncer sync --account small
+FIRST_REQS=$(($(sim_requests "$SIM" $SMALL_SID) - before))
+FIRST_T=$T_WALL
+before=$(sim_requests "$SIM" $SMALL_SID)
+timed idle-sync env CLICKHOUSE_DATABASE=bench_idle IMPACT_API_URL="$SIM" bin/syncer sync --account small
+IDLE_REQS=$(($(sim_requests "$SIM" $SMALL_SID) - before))
+IDLE_T=$T_WALL
+IDLE_MIN=$((4 + 3 * BENCH_CAMPAIGNS)) # company information, campaigns, media partners, promo codes; 3 sweeps a campaign
+say "  first sync ${FIRST_T}s, $FIRST_REQS requests; idle run ${IDLE_T}s, $IDLE_REQS requests (minimum $IDLE_MIN)"
+kill "${PIDS[0]}" 2>/dev/null || true
+
+# ---- 4: many accounts -----------------------------------------------------
+say "many accounts: $BENCH_ACCOUNTS accounts behind $BENCH_LATENCY of latency"
+jq -n --argjson n "$BENCH_ACCOUNTS" --arg tok "$TOKEN" '[range(1; $n + 1) as $i |
+	if $i % 5 == 0 then {sid: ("IRBenchManyP" + ($i | tostring)), token: $tok, persona: "partner", seed: $i, campaigns: 2, actions: 100, promo_codes: 5, history_days: 30}
+	else {sid: ("IRBenchManyB" + ($i | tostring)), token: $tok, persona: "brand", seed: $i, campaigns: 2, actions: 200, media_partners: 10, promo_codes: 5, history_days: 30} end]' \
+	>"$W/many.json"
+start_sim many "$W/many.json"
+MANY=$SIM_URL
+fresh_db bench_many
+CLICKHOUSE_DATABASE=bench_many bin/benchbaseline seed -url "$MANY" -accounts "$W/many.json" -age "$BENCH_CYCLE_AGE" >"$W/seed.json" 2>>"$LOG" ||
+	die "seeding the accounts failed (see $LOG)"
+curl -fsS -X POST "$MANY/_sim/latency?d=$BENCH_LATENCY" >/dev/null
+LAT_S=$(calc "$(echo "$BENCH_LATENCY" | sed 's/ms$//') / 1000")
+before=$(sim_requests "$MANY")
+timed many-cycle env CLICKHOUSE_DATABASE=bench_many IMPACT_API_URL="$MANY" bin/syncer sync
+MANY_REQS=$(($(sim_requests "$MANY") - before))
+MANY_T=$T_WALL
+MANY_RSS=$T_RSS
+MANY_429=$(curl -fsS "$MANY/_sim/stats" | jq '.by_status["429"] // 0')
+MANY_MIN=$(jq .idle_minimum_requests "$W/seed.json")
+[ "$MANY_REQS" = "$MANY_MIN" ] || say "  note: $MANY_REQS requests, the seeded accounts' minimum is $MANY_MIN (benchbaseline seed's scans out of date?)"
+MANY_IDEAL=$(calc "$MANY_REQS * $LAT_S / $CONCURRENCY")
+MANY_RATIO=$(calc "$MANY_T / $MANY_IDEAL")
+say "  cycle ${MANY_T}s, $MANY_REQS requests, ideal ${MANY_IDEAL}s, peak RSS $MANY_RSS MiB"
+kill "${PIDS[1]}" 2>/dev/null || true
+
+# ---- Go micro-benchmarks --------------------------------------------------
+MICRO='{}'
+if [ "$BENCH_MICRO" = 1 ]; then
+	say "Go micro-benchmarks (-benchmem, best of 3)"
+	micro() { # package benchmark
+		go test -run '^$' -bench "^$2\$" -benchmem -count 3 "./$1" 2>&1 | tee -a "$LOG" |
+			awk -v name="$2" '$1 ~ "^"name {
+				for (i = 2; i <= NF; i++) { if ($i == "ns/op") ns = $(i-1); if ($i == "B/op") b = $(i-1); if ($i == "allocs/op") a = $(i-1) }
+				if (best == "" || ns + 0 < best + 0) { best = ns; bb = b; ba = a } }
+				END { printf "{\"ns_per_op\": %s, \"bytes_per_op\": %s, \"allocs_per_op\": %s}", best, bb, ba }'
+	}
+	DEC=$(micro internal/extract BenchmarkDecodeActionsPage20000)
+	BLD=$(micro internal/load BenchmarkBuildBatch)
+	MICRO=$(jq -n --argjson d "$DEC" --argjson b "$BLD" '{decode_actions_page_20000: $d, build_batch_10000: $b}')
+fi
+
+# ---- report ---------------------------------------------------------------
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
+pass() { awk "BEGIN { print ($1) ? \"yes\" : \"MISSED\" }"; }
+BF_RATIO=$(calc "$BF_REQS / $BF_MIN")
+IDLE_RATIO=$(calc "$IDLE_REQS / $IDLE_MIN")
+FULL_RATIO=null
+[ "$FULL_REQS" != null ] && FULL_RATIO=$(calc "$FULL_REQS / $FULL_MIN")
+
+jq -n \
+	--arg at "$NOW" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+	--arg go "$(go env GOVERSION)" --arg ch "$(ch -q 'SELECT version()')" \
+	--argjson cores "$(nproc)" --argjson load_start "$LOAD_START" --argjson load_end "$LOAD_END" \
+	--argjson actions "$BENCH_ACTIONS" --argjson small "$BENCH_SMALL_ACTIONS" --argjson camps "$BENCH_CAMPAIGNS" \
+	--arg from "$FROM" --argjson repeat "$BENCH_REPEAT" \
+	--argjson sync_t "$(printf '%s\n' "${SYNC_T[@]}" | jq -s .)" --argjson dl_t "$(printf '%s\n' "${DL_T[@]}" | jq -s .)" \
+	--argjson ins_t "$(printf '%s\n' "${INS_T[@]}" | jq -s .)" --argjson sync_rss "$(printf '%s\n' "${SYNC_RSS[@]}" | jq -s .)" \
+	--argjson small_rss "$(printf '%s\n' "${SMALL_RSS[@]}" | jq -s .)" \
+	--argjson sync_best "$SYNC_BEST" --argjson dl_best "$DL_BEST" --argjson ins_best "$INS_BEST" \
+	--argjson tp_ratio "$TP_RATIO" --argjson rows_per_s "$ROWS_PER_S" --argjson bf_reqs "$BF_REQS" --argjson dl_reqs "$DL_REQS" \
+	--argjson dl_bytes "$DL_BYTES" --argjson rss_big "$RSS_BIG" --argjson rss_small "$RSS_SMALL" --argjson rss_growth "$RSS_GROWTH" \
+	--argjson bf_min "$BF_MIN" --argjson bf_ratio "$BF_RATIO" \
+	--argjson full_reqs "$FULL_REQS" --argjson full_min "$FULL_MIN" --argjson full_ratio "$FULL_RATIO" \
+	--argjson full_t "$FULL_T" --argjson full_rss "$FULL_RSS" --argjson full_rows "$FULL_ROWS" \
+	--argjson first_reqs "$FIRST_REQS" --argjson first_t "$FIRST_T" \
+	--argjson idle_reqs "$IDLE_REQS" --argjson idle_min "$IDLE_MIN" --argjson idle_ratio "$IDLE_RATIO" --argjson idle_t "$IDLE_T" \
+	--argjson accounts "$BENCH_ACCOUNTS" --arg latency "$BENCH_LATENCY" --argjson conc "$CONCURRENCY" \
+	--argjson many_t "$MANY_T" --argjson many_reqs "$MANY_REQS" --argjson many_ideal "$MANY_IDEAL" --argjson many_ratio "$MANY_RATIO" \
+	--argjson many_rss "$MANY_RSS" --argjson many_429 "$MANY_429" --argjson many_min "$MANY_MIN" --argjson micro "$MICRO" \
+	--argjson huge "$BENCH_PLATEAU_ACTIONS" --argjson huge_rss "$HUGE_RSS" --argjson huge_t "$HUGE_T" --argjson huge_growth "$HUGE_GROWTH" \
+	'{
+	  run: {at: $at, commit: $commit, go: $go, clickhouse: $ch, cores: $cores, load_avg_start: $load_start, load_avg_end: $load_end, repeat: $repeat},
+	  throughput: {actions: $actions, campaigns: $camps, from: $from, syncer_seconds: $sync_t, download_seconds: $dl_t, insert_seconds: $ins_t,
+	    syncer_best_seconds: $sync_best, download_best_seconds: $dl_best, insert_best_seconds: $ins_best, rows_per_second: $rows_per_s,
+	    api_requests: $bf_reqs, download_requests: $dl_reqs, download_bytes: $dl_bytes,
+	    ratio_syncer_to_download_plus_insert: $tp_ratio, target: "< 1.0", met: ($tp_ratio < 1)},
+	  memory: {peak_rss_mib_small: $rss_small, peak_rss_mib_large: $rss_big, runs_small: $small_rss, runs_large: $sync_rss,
+	    small_actions: $small, large_actions: $actions, growth_percent: $rss_growth,
+	    plateau: {actions: $huge, peak_rss_mib: $huge_rss, seconds: $huge_t, growth_percent_from_large: $huge_growth},
+	    target: "< 150 MiB, growth < 20%", met: ($rss_big < 150 and $rss_small < 150 and $rss_growth < 20)},
+	  api: {backfill_event_date: {requests: $bf_reqs, minimum: $bf_min, ratio: $bf_ratio},
+	    backfill_full_reach_three_filters: {requests: $full_reqs, minimum: $full_min, ratio: $full_ratio, seconds: $full_t, rows_read: $full_rows, peak_rss_mib: $full_rss},
+	    first_incremental_sync: {requests: $first_reqs, seconds: $first_t},
+	    idle_incremental: {requests: $idle_reqs, minimum: $idle_min, ratio: $idle_ratio, seconds: $idle_t}},
+	  many_accounts: {accounts: $accounts, latency: $latency, concurrency: $conc, cycle_seconds: $many_t, requests: $many_reqs, minimum_requests: $many_min,
+	    ideal_seconds: $many_ideal, ratio: $many_ratio, peak_rss_mib: $many_rss, responses_429: $many_429},
+	  micro: $micro
+	}' >"$OUT/latest.json"
+
+row() { printf '| %-44s | %-40s | %-30s | %-9s |\n' "$@"; }
+{
+	echo
+	echo "impact-syncer benchmarks — $NOW, $(nproc) cores, load $LOAD_START → $LOAD_END, commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+	echo
+	row "measure" "syncer" "baseline / minimum" "target"
+	row "--------------------------------------------" "----------------------------------------" "------------------------------" "---------"
+	row "1 backfill $BENCH_ACTIONS actions (best of $BENCH_REPEAT)" "${SYNC_BEST}s, $(printf %.0f "$ROWS_PER_S") rows/s, $BF_REQS req" "dl ${DL_BEST}s + insert ${INS_BEST}s" ""
+	row "  ratio syncer / (download + insert)" "$TP_RATIO" "< 1.0" "$(pass "$TP_RATIO < 1")"
+	row "2 peak RSS, $BENCH_SMALL_ACTIONS / $BENCH_ACTIONS actions" "$RSS_SMALL / $RSS_BIG MiB" "< 150 MiB" "$(pass "$RSS_BIG < 150 && $RSS_SMALL < 150")"
+	row "  RSS growth" "$(printf %.1f "$RSS_GROWTH")%" "< 20%" "$(pass "$RSS_GROWTH < 20")"
+	[ "$HUGE_RSS" != null ] && row "  peak RSS, $BENCH_PLATEAU_ACTIONS actions" "$HUGE_RSS MiB (${HUGE_T}s)" "$(printf %+.1f "$HUGE_GROWTH")% from $BENCH_ACTIONS" ""
+	row "3 requests, backfill --from (EventDate)" "$BF_REQS" "minimum $BF_MIN" "$BF_RATIO×"
+	[ "$FULL_REQS" != null ] && row "  requests, backfill, 3 filters, full reach" "$FULL_REQS (${FULL_T}s, $FULL_ROWS rows)" "minimum $FULL_MIN" "$FULL_RATIO×"
+	row "  requests, idle incremental sync" "$IDLE_REQS" "minimum $IDLE_MIN" "$IDLE_RATIO×"
+	row "4 cycle, $BENCH_ACCOUNTS accounts, $BENCH_LATENCY" "${MANY_T}s, $MANY_REQS req (min $MANY_MIN), $MANY_429 × 429" "ideal ${MANY_IDEAL}s (c=$CONCURRENCY)" "$MANY_RATIO×"
+	if [ "$BENCH_MICRO" = 1 ]; then
+		row "decode a 20,000-action page" "$(jq -r '"\(.ns_per_op / 1e6 | floor) ms, \(.bytes_per_op / 1048576 | floor) MiB, \(.allocs_per_op) allocs"' <<<"$DEC")" "" ""
+		row "build a 10,000-row insert" "$(jq -r '"\(.ns_per_op / 1e6 | floor) ms, \(.bytes_per_op / 1048576 | floor) MiB, \(.allocs_per_op) allocs"' <<<"$BLD")" "" ""
+	fi
+	echo
+	echo "JSON: $OUT/latest.json; logs: $W"
+} | tee "$OUT/latest.txt"
