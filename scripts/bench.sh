@@ -101,9 +101,11 @@ start_sim() { # name accounts-file [flags...]: starts bin/impactsim, sets SIM_UR
 	bin/impactsim -addr 127.0.0.1:0 -accounts "$file" -now "$NOW" "$@" >"$W/sim-$name.json" 2>"$W/sim-$name.log" &
 	PIDS+=($!)
 	local pid=$!
+	local addr
 	for _ in $(seq 1 600); do
-		if jq -e .addr "$W/sim-$name.json" >/dev/null 2>&1; then
-			SIM_URL=http://$(jq -r .addr "$W/sim-$name.json")
+		addr=$(jq -r '.addr // empty' "$W/sim-$name.json" 2>/dev/null || true)
+		if [ -n "$addr" ]; then # (jq 1.6 -e succeeds on an empty file)
+			SIM_URL=http://$addr
 			return
 		fi
 		kill -0 "$pid" 2>/dev/null || die "simulator $name did not start: $(cat "$W/sim-$name.log")"
@@ -383,22 +385,23 @@ jq -n \
 	  micro: $micro
 	}' >"$OUT/latest.json"
 
-row() { printf '| %-44s | %-40s | %-30s | %-9s |\n' "$@"; }
+row() { printf '| %-44s | %-44s | %-32s | %-7s |\n' "$@"; }
+f2() { printf '%.2f' "$1"; }
 {
 	echo
 	echo "impact-syncer benchmarks — $NOW, $(nproc) cores, load $LOAD_START → $LOAD_END, commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
 	echo
 	row "measure" "syncer" "baseline / minimum" "target"
-	row "--------------------------------------------" "----------------------------------------" "------------------------------" "---------"
-	row "1 backfill $BENCH_ACTIONS actions (best of $BENCH_REPEAT)" "${SYNC_BEST}s, $(printf %.0f "$ROWS_PER_S") rows/s, $BF_REQS req" "dl ${DL_BEST}s + insert ${INS_BEST}s" ""
-	row "  ratio syncer / (download + insert)" "$TP_RATIO" "< 1.0" "$(pass "$TP_RATIO < 1")"
+	row "--------------------------------------------" "--------------------------------------------" "--------------------------------" "-------"
+	row "1 backfill of $BENCH_ACTIONS actions (best of $BENCH_REPEAT)" "$(f2 "$SYNC_BEST") s, $(printf %.0f "$ROWS_PER_S") rows/s, $BF_REQS requests" "download $(f2 "$DL_BEST") s + insert $(f2 "$INS_BEST") s" ""
+	row "  syncer / (download + insert)" "$(f2 "$TP_RATIO")" "< 1.0" "$(pass "$TP_RATIO < 1")"
 	row "2 peak RSS, $BENCH_SMALL_ACTIONS / $BENCH_ACTIONS actions" "$RSS_SMALL / $RSS_BIG MiB" "< 150 MiB" "$(pass "$RSS_BIG < 150 && $RSS_SMALL < 150")"
-	row "  RSS growth" "$(printf %.1f "$RSS_GROWTH")%" "< 20%" "$(pass "$RSS_GROWTH < 20")"
-	[ "$HUGE_RSS" != null ] && row "  peak RSS, $BENCH_PLATEAU_ACTIONS actions" "$HUGE_RSS MiB (${HUGE_T}s)" "$(printf %+.1f "$HUGE_GROWTH")% from $BENCH_ACTIONS" ""
-	row "3 requests, backfill --from (EventDate)" "$BF_REQS" "minimum $BF_MIN" "$BF_RATIO×"
-	[ "$FULL_REQS" != null ] && row "  requests, backfill, 3 filters, full reach" "$FULL_REQS (${FULL_T}s, $FULL_ROWS rows)" "minimum $FULL_MIN" "$FULL_RATIO×"
-	row "  requests, idle incremental sync" "$IDLE_REQS" "minimum $IDLE_MIN" "$IDLE_RATIO×"
-	row "4 cycle, $BENCH_ACCOUNTS accounts, $BENCH_LATENCY" "${MANY_T}s, $MANY_REQS req (min $MANY_MIN), $MANY_429 × 429" "ideal ${MANY_IDEAL}s (c=$CONCURRENCY)" "$MANY_RATIO×"
+	row "  growth" "$(printf %.1f "$RSS_GROWTH") %" "< 20 %" "$(pass "$RSS_GROWTH < 20")"
+	[ "$HUGE_RSS" != null ] && row "  peak RSS, $BENCH_PLATEAU_ACTIONS actions" "$HUGE_RSS MiB ($(f2 "$HUGE_T") s)" "$(printf %+.1f "$HUGE_GROWTH") % from $BENCH_ACTIONS" ""
+	row "3 requests, backfill --from (EventDate)" "$BF_REQS" "minimum $BF_MIN" "$(f2 "$BF_RATIO")×"
+	[ "$FULL_REQS" != null ] && row "  backfill without --from (3 filters)" "$FULL_REQS ($(f2 "$FULL_T") s, $FULL_ROWS rows read)" "minimum $FULL_MIN" "$(f2 "$FULL_RATIO")×"
+	row "  incremental run, nothing changed" "$IDLE_REQS ($(f2 "$IDLE_T") s)" "minimum $IDLE_MIN" "$(f2 "$IDLE_RATIO")×"
+	row "4 cycle, $BENCH_ACCOUNTS accounts, $BENCH_LATENCY latency" "$(f2 "$MANY_T") s, $MANY_REQS requests, $MANY_429 × 429" "ideal $(f2 "$MANY_IDEAL") s (concurrency $CONCURRENCY)" "$(f2 "$MANY_RATIO")×"
 	if [ "$BENCH_MICRO" = 1 ]; then
 		row "decode a 20,000-action page" "$(jq -r '"\(.ns_per_op / 1e6 | floor) ms, \(.bytes_per_op / 1048576 | floor) MiB, \(.allocs_per_op) allocs"' <<<"$DEC")" "" ""
 		row "build a 10,000-row insert" "$(jq -r '"\(.ns_per_op / 1e6 | floor) ms, \(.bytes_per_op / 1048576 | floor) MiB, \(.allocs_per_op) allocs"' <<<"$BLD")" "" ""
