@@ -12,7 +12,6 @@ package extract
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -29,10 +28,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/impact-syncer/impact-syncer/internal/impactsim"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/truthcheck"
 )
 
 // simStart is the simulator clock every contract test starts from.
@@ -285,251 +283,20 @@ func (b *bundle) wantEveryEntity(t *testing.T, c *Client, sid string) {
 	t.Helper()
 	truth := b.truth(sid)
 	for _, e := range entitiesOf(sid, b.specs[sid]) {
-		wantTruth(t, e, truthRecords(truth, e), b.readAll(t, c, sid, e))
+		wantTruth(t, e, truthcheck.Records(truth, e), b.readAll(t, c, sid, e))
 	}
 }
 
 // ---- comparison with the simulator's truth ----
 
-// truthRecords returns the truth's records of e by key ("" for company
-// information), as reflect values whose field names are the API's.
-func truthRecords(tr impactsim.Truth, e syncer.Entity) map[string]reflect.Value {
-	out := map[string]reflect.Value{}
-	add := func(slice any, key string) {
-		v := reflect.ValueOf(slice)
-		for i := 0; i < v.Len(); i++ {
-			out[v.Index(i).FieldByName(key).String()] = v.Index(i)
-		}
-	}
-	switch e {
-	case syncer.CompanyInformation:
-		out[""] = reflect.ValueOf(tr.CompanyInformation)
-	case syncer.Campaigns:
-		add(tr.Campaigns, "Id")
-		add(tr.PartnerCampaigns, "CampaignId")
-	case syncer.MediaPartners:
-		add(tr.MediaPartners, "Id")
-	case syncer.PromoCodes:
-		add(tr.PromoCodes, "Id")
-		add(tr.PartnerPromoCodes, "Id")
-	case syncer.Actions:
-		add(tr.Actions, "Id")
-	case syncer.ActionUpdates:
-		add(tr.ActionUpdates, "Id")
-	}
-	return out
-}
-
 // wantTruth checks that recs hold exactly the records of want, once each,
-// and that every column equals the truth.
+// and that every column equals the truth (internal/truthcheck's comparison).
 func wantTruth(t *testing.T, e syncer.Entity, want map[string]reflect.Value, recs []syncer.Record) {
 	t.Helper()
-	tb := syncer.Tables[e]
-	got := map[string]syncer.Record{}
-	diffs := 0
-	diff := func(format string, a ...any) {
-		t.Helper()
-		if diffs++; diffs <= 10 {
-			t.Errorf(format, a...)
-		}
+	res := truthcheck.CompareRecords(e, want, recs)
+	if !res.OK() {
+		t.Errorf("%s\n  %s", res, strings.Join(res.Diffs, "\n  "))
 	}
-	for _, r := range recs {
-		if _, dup := got[r.ID]; dup {
-			diff("%s %q delivered twice", e, r.ID)
-		}
-		got[r.ID] = r
-	}
-	if len(got) != len(want) {
-		diff("%s: got %d records, truth has %d", e, len(got), len(want))
-	}
-	for id, tv := range want {
-		r, ok := got[id]
-		if !ok {
-			diff("%s %q missing", e, id)
-			continue
-		}
-		for i, c := range tb.Columns {
-			exp, found := expected(tv, c)
-			if !found {
-				continue // not in this persona's shape
-			}
-			if !sameValue(c.Type, exp, r.Values[i]) {
-				diff("%s %q %s = %s, truth %s", e, id, c.Name, show(r.Values[i]), show(exp))
-			}
-		}
-	}
-	for id := range got {
-		if _, ok := want[id]; !ok {
-			diff("%s %q not in the truth", e, id)
-		}
-	}
-}
-
-// expected is the value column c should hold for truth record rec; found is
-// false when the record's shape has none of the column's fields.
-func expected(rec reflect.Value, c syncer.Column) (reflect.Value, bool) {
-	for k, path := range c.Fields {
-		v := rec
-		for _, name := range strings.Split(path, ".") {
-			if v.Kind() != reflect.Struct {
-				v = reflect.Value{}
-				break
-			}
-			v = v.FieldByName(name)
-			if !v.IsValid() {
-				break
-			}
-		}
-		if !v.IsValid() {
-			continue
-		}
-		if v.Kind() == reflect.String && v.String() == "" && k < len(c.Fields)-1 {
-			continue // an empty preferred field falls back to the next
-		}
-		return v, true
-	}
-	return reflect.Value{}, false
-}
-
-// sameValue compares a decoded column value with a truth value.
-func sameValue(t syncer.Type, exp reflect.Value, got any) bool {
-	switch t {
-	case syncer.String:
-		if exp.Kind() == reflect.Bool {
-			return got == strconv.FormatBool(exp.Bool())
-		}
-		return got == exp.String()
-	case syncer.Decimal:
-		want := decimal.Decimal{}
-		if exp.String() != "" {
-			want = decimal.RequireFromString(exp.String())
-		}
-		g, ok := got.(decimal.Decimal)
-		return ok && g.Equal(want)
-	case syncer.DateTime:
-		want := exp.Interface().(time.Time)
-		if want.IsZero() {
-			want = time.Unix(0, 0)
-		}
-		g, ok := got.(time.Time)
-		return ok && g.Equal(want.Truncate(time.Second)) && g.Location() == time.UTC
-	case syncer.Bool:
-		want := uint8(0)
-		if (exp.Kind() == reflect.Bool && exp.Bool()) || (exp.Kind() == reflect.String && exp.String() == "true") {
-			want = 1
-		}
-		return got == want
-	case syncer.Int:
-		if exp.String() == "" {
-			return got == int64(0)
-		}
-		n, err := strconv.ParseInt(exp.String(), 10, 64)
-		return err == nil && got == n
-	case syncer.Strings:
-		want := []string{}
-		if exp.Kind() == reflect.String {
-			if exp.String() != "" {
-				want = append(want, exp.String())
-			}
-		} else {
-			for i := 0; i < exp.Len(); i++ {
-				want = append(want, exp.Index(i).String())
-			}
-		}
-		g, ok := got.([]string)
-		return ok && slices.Equal(g, want)
-	case syncer.JSON:
-		s, ok := got.(string)
-		if !ok {
-			return false
-		}
-		if exp.Kind() == reflect.String {
-			var str string
-			if json.Unmarshal([]byte(s), &str) == nil {
-				return str == exp.String()
-			}
-			return s == "[]" && exp.String() == ""
-		}
-		var stored any
-		if err := json.Unmarshal([]byte(s), &stored); err != nil {
-			return false
-		}
-		return reflect.DeepEqual(canonStored(stored), canonTruth(exp))
-	}
-	return false
-}
-
-// canonTruth renders a truth value as the JSON tree the API documents:
-// scalars as strings except booleans, times in UTC RFC 3339 ("" when zero).
-func canonTruth(v reflect.Value) any {
-	if t, ok := v.Interface().(time.Time); ok {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		m := map[string]any{}
-		for i := 0; i < v.NumField(); i++ {
-			m[v.Type().Field(i).Name] = canonTruth(v.Field(i))
-		}
-		return m
-	case reflect.Slice:
-		out := []any{}
-		for i := 0; i < v.Len(); i++ {
-			out = append(out, canonTruth(v.Index(i)))
-		}
-		return out
-	case reflect.Bool:
-		return v.Bool()
-	}
-	return v.String()
-}
-
-// canonStored normalises a stored JSON column only where the wire may
-// legitimately differ in ways the column keeps as sent: datetimes in another
-// offset, and booleans sent as strings. It does not forgive numbers or
-// single objects where arrays are documented: the client must store those
-// as the documented strings and arrays.
-func canonStored(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = canonStored(e)
-		}
-		return x
-	case []any:
-		for i, e := range x {
-			x[i] = canonStored(e)
-		}
-		return x
-	case string:
-		if t, err := time.Parse(time.RFC3339, x); err == nil {
-			return t.UTC().Format(time.RFC3339)
-		}
-		if x == "true" || x == "false" {
-			return x == "true"
-		}
-	}
-	return v
-}
-
-func show(v any) string {
-	switch x := v.(type) {
-	case reflect.Value:
-		if !x.IsValid() {
-			return "<none>"
-		}
-		if t, ok := x.Interface().(time.Time); ok {
-			return t.UTC().Format(time.RFC3339)
-		}
-		b, _ := json.Marshal(x.Interface())
-		return string(b)
-	case time.Time:
-		return x.UTC().Format(time.RFC3339)
-	}
-	return fmt.Sprintf("%#v", v)
 }
 
 // ---- both personas, every entity ----
@@ -594,7 +361,7 @@ func TestClientLegacyMediaPartnersKey(t *testing.T) {
 	b := setup(t)
 	b.sim.SetQuirks(brandSID, impactsim.Quirks{LegacyPartnersKey: true})
 	c := b.brand()
-	wantTruth(t, syncer.MediaPartners, truthRecords(b.truth(brandSID), syncer.MediaPartners),
+	wantTruth(t, syncer.MediaPartners, truthcheck.Records(b.truth(brandSID), syncer.MediaPartners),
 		b.readAll(t, c, brandSID, syncer.MediaPartners))
 }
 
@@ -652,7 +419,7 @@ func TestClientUnknownFieldsKeptAndReported(t *testing.T) {
 				}
 			}
 			// the documented fields still decode as without the quirk
-			wantTruth(t, e, truthRecords(b.truth(sid), e), recs)
+			wantTruth(t, e, truthcheck.Records(b.truth(sid), e), recs)
 		}
 		for k := range reported {
 			if !strings.HasSuffix(k, " NewFieldFromV15") && !strings.HasSuffix(k, " NewObjectFromV16") {
@@ -684,7 +451,7 @@ func faultTest(t *testing.T, check func(t *testing.T, b *bundle, tally *syncer.T
 			if r.err != nil {
 				t.Fatalf("read failed: %v", r.err)
 			}
-			want := truthRecords(b.truth(brandSID), e)
+			want := truthcheck.Records(b.truth(brandSID), e)
 			if e == syncer.Actions {
 				for id, v := range want {
 					if v.FieldByName("CampaignId").String() != q.CampaignID {
@@ -860,7 +627,7 @@ func TestClientTimeoutOnSlowResponse(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v: the slow response was not cut off at the timeout", d)
 	}
-	wantTruth(t, syncer.Campaigns, truthRecords(b.truth(brandSID), syncer.Campaigns), r.recs)
+	wantTruth(t, syncer.Campaigns, truthcheck.Records(b.truth(brandSID), syncer.Campaigns), r.recs)
 
 	b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.FaultSlow, Delay: 5 * time.Second, Times: 3})
 	c = b.brand(func(o *Options) { o.Timeout = 100 * time.Millisecond; o.MaxAttempts = 3 })
@@ -889,7 +656,7 @@ func TestClientFollowsNextPageURIVerbatim(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	wantTruth(t, syncer.MediaPartners, truthRecords(b.truth(brandSID), syncer.MediaPartners), r.recs)
+	wantTruth(t, syncer.MediaPartners, truthcheck.Records(b.truth(brandSID), syncer.MediaPartners), r.recs)
 	reqs := b.reqs.all()
 	if len(reqs) != 5 {
 		t.Fatalf("%d requests, want 5", len(reqs))
@@ -973,7 +740,7 @@ func TestClientTotalInconsistentRestartsThenFails(t *testing.T) {
 	if len(r.recs) != 2*len(uniq) {
 		t.Errorf("%d records for %d ids: want every record twice (first pass, then the re-read)", len(r.recs), len(uniq))
 	}
-	wantTruth(t, syncer.MediaPartners, truthRecords(b.truth(brandSID), syncer.MediaPartners), slices.Collect(maps.Values(uniq)))
+	wantTruth(t, syncer.MediaPartners, truthcheck.Records(b.truth(brandSID), syncer.MediaPartners), slices.Collect(maps.Values(uniq)))
 	if n := b.reqs.count(); n != 11 {
 		t.Errorf("%d requests, want 11: pages 1-6, then pages 1-5 again", n)
 	}
@@ -1023,7 +790,7 @@ func TestClientMalformedRecordNamesFieldAndKeepsPage(t *testing.T) {
 				}
 			}
 			// every other record of the page arrived, correct
-			want := truthRecords(b.truth(brandSID), tc.e)
+			want := truthcheck.Records(b.truth(brandSID), tc.e)
 			if q.CampaignID != "" {
 				for id, v := range want {
 					if v.FieldByName("CampaignId").String() != q.CampaignID {
@@ -1176,7 +943,7 @@ func TestClientActivityPageSizeWithinAPILimits(t *testing.T) {
 				o.PageSize = map[syncer.Entity]int{syncer.Actions: size, syncer.ActionUpdates: size}
 			})
 			for _, e := range []syncer.Entity{syncer.Actions, syncer.ActionUpdates} {
-				wantTruth(t, e, truthRecords(b.truth(brandSID), e), b.readAll(t, c, brandSID, e))
+				wantTruth(t, e, truthcheck.Records(b.truth(brandSID), e), b.readAll(t, c, brandSID, e))
 			}
 			for _, rq := range b.reqs.all()[before:] {
 				u, _ := url.Parse(rq.uri)
@@ -1196,7 +963,7 @@ func TestClientPartnerPromoCodesPageSizeWithinAPILimits(t *testing.T) {
 	b := setup(t, partnerSpec())
 	for _, size := range []int{1, 49, 5000} {
 		c := b.partner(func(o *Options) { o.PageSize = map[syncer.Entity]int{syncer.PromoCodes: size} })
-		wantTruth(t, syncer.PromoCodes, truthRecords(b.truth(partnerSID), syncer.PromoCodes),
+		wantTruth(t, syncer.PromoCodes, truthcheck.Records(b.truth(partnerSID), syncer.PromoCodes),
 			b.readAll(t, c, partnerSID, syncer.PromoCodes))
 	}
 }
@@ -1432,7 +1199,7 @@ func TestClientBisectsTooManyPages(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	// every action once (field values are checked by the other tests)
-	want := truthRecords(b.truth(partnerSID), syncer.Actions)
+	want := truthcheck.Records(b.truth(partnerSID), syncer.Actions)
 	got := map[string]bool{}
 	for _, rec := range r.recs {
 		if got[rec.ID] {
@@ -1528,7 +1295,7 @@ func TestClientPacesRateLimitWithZero429s(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			wantTruth(t, e, truthRecords(b.truth(sp.SID), e), r.recs)
+			wantTruth(t, e, truthcheck.Records(b.truth(sp.SID), e), r.recs)
 			st := b.sim.Stats(sp.SID)
 			if st.Requests <= 1000 {
 				t.Fatalf("%d requests: the read must need more than the hourly 1,000", st.Requests)
@@ -1570,7 +1337,7 @@ func TestClientCompletesWhen429sForced(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			wantTruth(t, e, truthRecords(b.truth(sp.SID), e), r.recs)
+			wantTruth(t, e, truthcheck.Records(b.truth(sp.SID), e), r.recs)
 			st := b.sim.Stats(sp.SID)
 			if st.FaultsServed != len(faults) || st.RateLimited != 0 {
 				t.Errorf("simulator served %d of %d forced 429s, and %d of its own", st.FaultsServed, len(faults), st.RateLimited)
@@ -1603,7 +1370,7 @@ func TestClientWaitsOutExhaustedBucket(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			wantTruth(t, syncer.MediaPartners, truthRecords(b.truth(brandSID), syncer.MediaPartners), r.recs)
+			wantTruth(t, syncer.MediaPartners, truthcheck.Records(b.truth(brandSID), syncer.MediaPartners), r.recs)
 			if got := tally.RateLimited.Load(); got != 1 {
 				t.Errorf("429s received %d, want exactly 1 (then it knows the reset)", got)
 			}
@@ -1702,7 +1469,7 @@ func TestClientPacesPerEndpointGroup(t *testing.T) {
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		wantTruth(t, syncer.Campaigns, truthRecords(b.truth(partnerSID), syncer.Campaigns), r.recs)
+		wantTruth(t, syncer.Campaigns, truthcheck.Records(b.truth(partnerSID), syncer.Campaigns), r.recs)
 	}
 	actions(480) // /Actions: 20 of 500 left
 	campaigns()  // the latest headers now say 996 of 1,000 left
