@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"testing"
 	"time"
 
@@ -149,4 +150,10 @@ func TestSchemaErrorMessage(t *testing.T) {
 	if !errors.As(err, &ex) || ex.Code != codeNoSuchColumnInTable {
 		t.Fatal("exception not reachable with errors.As")
 	}
+}
+
+// MigrateFS applies the migrations in fsys instead of the embedded schema;
+// the external migrate tests use it through the package's test build.
+func (d *DB) MigrateFS(ctx context.Context, fsys fs.FS) ([]string, error) {
+	return d.migrate(ctx, fsys)
 }
