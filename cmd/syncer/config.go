@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +63,14 @@ type Config struct {
 // loadConfig reads the environment and validates it, reporting every problem
 // at once.
 func loadConfig() (Config, error) {
+	// envconfig stops at the first value it cannot parse; check the typed
+	// variables first so that a bad number or duration is reported together
+	// with every other problem.
+	errs, bad := typeProblems()
+	for name, v := range bad { // read the others with these at their defaults
+		os.Unsetenv(name)
+		defer os.Setenv(name, v)
+	}
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
@@ -68,15 +78,59 @@ func loadConfig() (Config, error) {
 	if c.OAuthClientSecret == "" && c.OAuthClientSecretFile != "" {
 		b, err := os.ReadFile(c.OAuthClientSecretFile)
 		if err != nil {
-			return c, fmt.Errorf("configuration: IMPACT_OAUTH_CLIENT_SECRET_FILE: %w", err)
+			errs = append(errs, fmt.Errorf("IMPACT_OAUTH_CLIENT_SECRET_FILE: %w", err))
+		} else {
+			c.OAuthClientSecret = syncer.Secret(strings.TrimSpace(string(b)))
 		}
-		c.OAuthClientSecret = syncer.Secret(strings.TrimSpace(string(b)))
 	}
-	return c, c.Validate()
+	return c, joinProblems(append(errs, c.problems()...))
+}
+
+// typeProblems parses every set variable of a number or duration field,
+// returning the problems and the variables (with their values) that failed.
+func typeProblems() ([]error, map[string]string) {
+	var errs []error
+	bad := map[string]string{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		v, set := os.LookupEnv(name)
+		if !set {
+			continue
+		}
+		switch {
+		case f.Type == reflect.TypeOf(time.Duration(0)):
+			if _, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want a duration such as 30s, 15m or 24h", name, v))
+				bad[name] = v
+			}
+		case f.Type.Kind() == reflect.Int:
+			if _, err := strconv.Atoi(strings.TrimSpace(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want a whole number", name, v))
+				bad[name] = v
+			}
+		}
+	}
+	return errs, bad
 }
 
 // Validate returns every configuration problem joined into one error.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return joinProblems(c.problems()) }
+
+func joinProblems(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = "  - " + e.Error()
+	}
+	return errors.New("invalid configuration:\n" + strings.Join(msgs, "\n"))
+}
+
+// problems lists every configuration problem.
+func (c Config) problems() []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if len(c.Addrs()) == 0 {
@@ -129,14 +183,7 @@ func (c Config) Validate() error {
 	if c.OAuthRefreshIdle <= 0 || c.OAuthRefreshIdle >= 90*24*time.Hour {
 		bad("SYNCER_OAUTH_REFRESH_IDLE %s: want a positive duration well under 90 days (2160h)", c.OAuthRefreshIdle)
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = "  - " + e.Error()
-	}
-	return errors.New("invalid configuration:\n" + strings.Join(msgs, "\n"))
+	return errs
 }
 
 // Addrs splits CLICKHOUSE_ADDR.

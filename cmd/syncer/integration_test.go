@@ -221,12 +221,14 @@ func TestConfigErrorsListEveryProblem(t *testing.T) {
 	t.Setenv("SYNCER_ENCRYPTION_KEY", "short")
 	t.Setenv("SYNCER_LOG_LEVEL", "loud")
 	t.Setenv("SYNCER_CONCURRENCY", "0")
+	t.Setenv("SYNCER_OVERLAP", "soon")
+	t.Setenv("SYNCER_BATCH_SIZE", "many")
 	var out, errOut bytes.Buffer
 	err := run(t.Context(), []string{"sync"}, strings.NewReader(""), &out, &errOut)
 	if err == nil {
 		t.Fatal("want a configuration error")
 	}
-	for _, want := range []string{"SYNCER_ENCRYPTION_KEY", "SYNCER_LOG_LEVEL", "SYNCER_CONCURRENCY"} {
+	for _, want := range []string{"SYNCER_ENCRYPTION_KEY", "SYNCER_LOG_LEVEL", "SYNCER_CONCURRENCY", "SYNCER_OVERLAP", "SYNCER_BATCH_SIZE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
