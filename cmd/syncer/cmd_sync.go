@@ -190,11 +190,6 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	if !acct.Active() {
 		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
 	}
-	if !req.From.IsZero() && req.From.Before(time.Now().Add(-syncer.MaxReach)) {
-		a.log.Warn("--from is older than the API serves (3 years); it is clamped to the limit",
-			zap.String("account_id", acct.ID), zap.Time("from", req.From))
-		fmt.Fprintf(stderr, "warning: --from %s is before impact.com's 3-year limit; starting at the limit instead\n", *from)
-	}
 	svc := a.syncer(holderName("syncer backfill"))
 	svc.Progress = progressPrinter(stderr, a.log)
 	res := svc.SyncAccount(ctx, acct, req)

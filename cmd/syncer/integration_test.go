@@ -237,3 +237,24 @@ func TestConfigErrorsListEveryProblem(t *testing.T) {
 		t.Errorf("the error echoes the key value: %v", err)
 	}
 }
+
+// A backfill that starts before the API's 3-year reach is clamped to it
+// (by impact.com's clock) with a warning, and still completes.
+func TestIntegrationBackfillClampsAncientFrom(t *testing.T) {
+	b := setup(t)
+	b.mustCLI("", "migrate")
+	spec := partnerSpec("IRPARTNERCLAMP000000000000000001")
+	spec.Actions = 200
+	b.addAccount("clamp", spec)
+	out, errOut, err := b.cli("", "backfill", "--account", "clamp", "--entities", "actions", "--from", "2001-01-01")
+	if err != nil {
+		t.Fatalf("backfill: %v\n%s\n%s", err, out, tail(errOut, 2000))
+	}
+	if !strings.Contains(errOut, "older than impact.com serves") {
+		t.Errorf("no clamp warning in the logs:\n%s", tail(errOut, 2000))
+	}
+	if strings.Count(errOut, "older than impact.com serves") != 1 {
+		t.Errorf("the clamp warning should appear once")
+	}
+	b.compareAll("clamp", spec.SID, syncer.Actions)
+}

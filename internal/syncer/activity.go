@@ -310,6 +310,11 @@ func (p *pass) planBackfill(ctx context.Context, e Entity, campaign string, now,
 	if !from.IsZero() {
 		fromName = from.UTC().Format(time.RFC3339)
 		if from.Before(reach) {
+			if !p.warnedClamp {
+				p.warnedClamp = true
+				p.log.Warn("backfill start is older than impact.com serves (3 years by its clock); starting at the limit",
+					zap.String("entity", string(e)), zap.Time("from", from), zap.Time("limit", reach))
+			}
 			from = reach
 		}
 	} else {

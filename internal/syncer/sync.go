@@ -169,16 +169,18 @@ func (r AccountResult) Failed() bool {
 
 // pass is the state of one account pass.
 type pass struct {
-	s       *Syncer
-	opt     Options // s.Options with defaults
-	acct    Account
-	src     Source
-	log     *zap.Logger
-	now     time.Time // impact.com's time when the pass started
-	req     Request
-	missing map[string]bool // permissions found missing in this pass
-	granted map[string]bool // permissions that worked in this pass
-	dead    error           // the credential died during the pass
+	s   *Syncer
+	opt Options // s.Options with defaults
+	// warnedClamp: the backfill's too-old start was logged once already.
+	warnedClamp bool
+	acct        Account
+	src         Source
+	log         *zap.Logger
+	now         time.Time // impact.com's time when the pass started
+	req         Request
+	missing     map[string]bool // permissions found missing in this pass
+	granted     map[string]bool // permissions that worked in this pass
+	dead        error           // the credential died during the pass
 
 	campaigns []string // campaign ids, fetched once per pass
 	haveCamps bool
