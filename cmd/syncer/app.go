@@ -65,17 +65,17 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := newLogger(cfg.LogLevel, stderr)
+	a := &app{cfg: cfg, transport: http.DefaultTransport}
+	a.log = withRetryCounter(newLogger(cfg.LogLevel, stderr), a)
 	db, err := load.Open(ctx, load.Options{
 		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),
-	}, log)
+	}, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.ClickHouseAddr, err)
 	}
-	a := &app{cfg: cfg, log: log, db: db, transport: http.DefaultTransport,
-		accounts: load.NewAccountStore(db), runs: load.NewRunStore(db),
-		state: load.NewStateStore(db), leases: load.NewLeaseStore(db, nil)}
+	a.db, a.accounts, a.runs = db, load.NewAccountStore(db), load.NewRunStore(db)
+	a.state, a.leases = load.NewStateStore(db), load.NewLeaseStore(db, nil)
 	if cfg.EncryptionKey != "" {
 		var older []string
 		if cfg.EncryptionOldKeys != "" {
@@ -139,6 +139,7 @@ func (a *app) client(acct syncer.Account, rt http.RoundTripper) (*extract.Client
 		o.IRVersion = a.cfg.IRVersionPartner
 	}
 	if m := a.metrics; m != nil {
+		o.Transport = timedTransport{base: rt, m: m}
 		o.OnResponse = func(e syncer.Entity, status int) { m.response(acct, e, status) }
 		o.OnUnknownField = func(e syncer.Entity, field string) { m.unknownField(e, field) }
 	}
@@ -174,9 +175,16 @@ func (a *app) source(ctx context.Context, acct syncer.Account) (syncer.Source, e
 
 // syncer builds the sync service on ClickHouse and impact.com.
 func (a *app) syncer(holder string) *syncer.Syncer {
-	w := load.NewWriter(a.db)
+	var (
+		w     syncer.Writer        = load.NewWriter(a.db)
+		cat   syncer.CatalogWriter = load.NewCatalogWriter(a.db)
+		state syncer.StateStore    = a.state
+	)
+	if m := a.metrics; m != nil {
+		w, cat, state = meteredWriter{load.NewWriter(a.db), m}, meteredCatalog{load.NewCatalogWriter(a.db), m}, meteredState{a.state, m}
+	}
 	return &syncer.Syncer{
-		Accounts: a.accounts, Writer: w, Catalog: load.NewCatalogWriter(a.db), State: a.state, Runs: a.runs,
+		Accounts: a.accounts, Writer: w, Catalog: cat, State: state, Runs: a.runs,
 		Locker: leaseLocker{leases: a.leases, log: a.log},
 		Source: a.source, Logger: a.log, Holder: holder, NewRunID: newRunID,
 		Options: syncer.Options{

@@ -36,7 +36,14 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 	if len(applied) > 0 {
 		a.log.Info("applied migrations", zap.Strings("migrations", applied))
 	}
-	a.metrics = newMetrics()
+	a.metrics = newMetrics(a.db.Ping)
+	accts, err := a.accounts.Accounts(ctx)
+	if err == nil {
+		err = a.metrics.seed(ctx, a.runs, a.state, accts)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the last runs and watermarks for the metrics: %w", err)
+	}
 
 	// The passes run on hard, which outlives ctx (the signal) by up to the
 	// shutdown timeout so that running windows can finish and commit.

@@ -39,7 +39,8 @@ func newOAuth(a *app) (oauthTransports, error) {
 		return nil, fmt.Errorf("OAuth is configured, but %w", err)
 	}
 	tokens := auth.NewAccountTokens(a.accounts, a.keyring, time.Now)
-	m, err := auth.NewManager(auth.ManagerConfig{OAuth: a.oauthConfig(), Store: tokens, Base: a.transport, Logger: a.log})
+	m, err := auth.NewManager(auth.ManagerConfig{OAuth: a.oauthConfig(), Store: tokens, Base: a.transport, Logger: a.log,
+		TokenClient: &http.Client{Timeout: 30 * time.Second, Transport: tokenFailureTransport{base: http.DefaultTransport, a: a}}})
 	if err != nil {
 		return nil, err
 	}

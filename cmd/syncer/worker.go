@@ -169,6 +169,8 @@ func (w *worker) pass(acct syncer.Account, entities []syncer.Entity) {
 			}
 		}
 	}()
+	w.m.inFlight.Inc()
+	defer w.m.inFlight.Dec()
 	res := w.svc.SyncAccount(w.hard, acct, syncer.Request{Entities: entities, Kind: syncer.RunIncremental, Stop: w.stop})
 	w.m.result(res)
 	if res.Err != nil {

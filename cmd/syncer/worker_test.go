@@ -210,10 +210,10 @@ func TestIntegrationWorker(t *testing.T) {
 	}
 
 	metrics := w.body("/metrics")
-	for _, want := range []string{`syncer_rows_loaded_total{account_id="brand-a",entity="actions"}`,
-		`syncer_accounts{status="needs_reconnect"} 1`, `syncer_accounts{status="active"} 3`,
-		`syncer_last_success_timestamp_seconds{account_id="partner-b",entity="actions"}`,
-		`syncer_api_requests_total{entity="actions",status="200"}`} {
+	for _, want := range []string{`impact_syncer_rows_loaded_total{account_id="brand-a",entity="actions"}`,
+		`impact_syncer_accounts{status="needs_reconnect"} 1`, `impact_syncer_accounts{status="active"} 3`,
+		`impact_syncer_last_success_timestamp_seconds{account_id="partner-b",entity="actions"}`,
+		`impact_syncer_api_requests_total{entity="actions",status="200"}`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -166,6 +166,10 @@ type retryPolicy struct {
 	Max      time.Duration
 }
 
+// RetryLogMessage is the warning logged before each retry of a ClickHouse
+// write (the worker counts them for its metrics).
+const RetryLogMessage = "clickhouse write failed; retrying the same rows"
+
 var defaultRetry = retryPolicy{Attempts: 5, Base: 250 * time.Millisecond, Max: 10 * time.Second}
 
 // do runs fn until it succeeds, fails for good, runs out of attempts or ctx
@@ -186,7 +190,7 @@ func (p retryPolicy) do(ctx context.Context, log *zap.Logger, what string, fn fu
 			return err
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		log.Warn("clickhouse write failed; retrying the same rows",
+		log.Warn(RetryLogMessage,
 			zap.String("what", what), zap.Int("attempt", i), zap.String("reason", reason),
 			zap.Duration("wait", wait), zap.Error(err))
 		t := time.NewTimer(wait)
