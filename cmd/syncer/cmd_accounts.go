@@ -98,7 +98,10 @@ func readToken(fromStdin bool, stdin io.Reader) (syncer.Secret, error) {
 	if t := strings.TrimSpace(os.Getenv("IMPACT_AUTH_TOKEN")); t != "" {
 		return syncer.Secret(t), nil
 	}
-	return "", usageError("no Auth Token: pipe it with --token-stdin or set IMPACT_AUTH_TOKEN (it is never taken as an argument)")
+	if t, err := secretFromFile("IMPACT_AUTH_TOKEN"); err != nil || t != "" {
+		return t, err
+	}
+	return "", usageError("no Auth Token: pipe it with --token-stdin or set IMPACT_AUTH_TOKEN or IMPACT_AUTH_TOKEN_FILE (it is never taken as an argument)")
 }
 
 // checkCredentials asks impact.com for the account's company information.

@@ -40,10 +40,13 @@ type Config struct {
 	OAuthTokenURL         string        `envconfig:"IMPACT_OAUTH_TOKEN_URL" default:"https://app.impact.com/oauth2/token"`
 	OAuthClientID         string        `envconfig:"IMPACT_OAUTH_CLIENT_ID"`
 	OAuthClientSecret     syncer.Secret `envconfig:"IMPACT_OAUTH_CLIENT_SECRET"`
-	OAuthClientSecretFile string        `envconfig:"IMPACT_OAUTH_CLIENT_SECRET_FILE"`
 	OAuthRedirectURL      string        `envconfig:"IMPACT_OAUTH_REDIRECT_URL" default:"http://127.0.0.1:8080/oauth/callback"`
 	OAuthScopes           string        `envconfig:"IMPACT_OAUTH_SCOPES" default:"offline_access"`
 	OAuthRefreshIdle      time.Duration `envconfig:"SYNCER_OAUTH_REFRESH_IDLE" default:"720h"`
+
+	// NotifyWebhookURL receives a JSON POST when an account needs an
+	// operator (a secret: Slack's webhook URLs carry their token).
+	NotifyWebhookURL syncer.Secret `envconfig:"SYNCER_NOTIFY_WEBHOOK_URL"`
 
 	ScheduleActions string        `envconfig:"SYNCER_SCHEDULE_ACTIONS" default:"*/15 * * * *"`
 	ScheduleCatalog string        `envconfig:"SYNCER_SCHEDULE_CATALOG" default:"0 * * * *"`
@@ -75,15 +78,51 @@ func loadConfig() (Config, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
 	}
-	if c.OAuthClientSecret == "" && c.OAuthClientSecretFile != "" {
-		b, err := os.ReadFile(c.OAuthClientSecretFile)
+	errs = append(errs, c.readSecretFiles()...)
+	return c, joinProblems(append(errs, c.problems()...))
+}
+
+// readSecretFiles fills every secret whose variable is unset from the file
+// its NAME_FILE variable names (Docker and Kubernetes secrets), so no secret
+// has to sit in the environment.
+func (c *Config) readSecretFiles() []error {
+	var errs []error
+	v := reflect.ValueOf(c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		if f.Type != reflect.TypeOf(syncer.Secret("")) {
+			continue
+		}
+		s, err := secretFromFile(f.Tag.Get("envconfig"))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("IMPACT_OAUTH_CLIENT_SECRET_FILE: %w", err))
-		} else {
-			c.OAuthClientSecret = syncer.Secret(strings.TrimSpace(string(b)))
+			errs = append(errs, err)
+		} else if s != "" {
+			v.Field(i).Set(reflect.ValueOf(s))
 		}
 	}
-	return c, joinProblems(append(errs, c.problems()...))
+	return errs
+}
+
+// secretFromFile reads the secret NAME from the file named by NAME_FILE:
+// empty when NAME_FILE is unset; an error when both are set or the file
+// cannot be read. Surrounding white space (a trailing newline) is dropped.
+func secretFromFile(name string) (syncer.Secret, error) {
+	path := os.Getenv(name + "_FILE")
+	if path == "" {
+		return "", nil
+	}
+	if os.Getenv(name) != "" {
+		return "", fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s_FILE: %s is empty", name, path)
+	}
+	return syncer.Secret(s), nil
 }
 
 // typeProblems parses every set variable of a number or duration field,
