@@ -280,28 +280,97 @@ func (l leaseLocker) Lock(ctx context.Context, accountID, holder string) (func()
 	}, nil
 }
 
-// newFlags returns a flag set that prints its usage to stdout on --help.
+// newFlags returns a flag set for "syncer <name>" whose --help prints, to
+// stdout, a usage line naming the required flags (those whose text says
+// "(required)"), the summary, and the flags written as --name, as the README
+// writes them.
 func newFlags(name, summary string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: syncer %s\n\n%s\n\nFlags:\n", name, summary)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(fs, summary) }
 	return fs
 }
 
-// parseFlags parses args, mapping --help to errHelp and bad flags to usage
-// errors.
+func printUsage(fs *flag.FlagSet, summary string) {
+	w := fs.Output()
+	var required []string
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if strings.Contains(f.Usage, "(required)") {
+			required = append(required, "--"+f.Name+" "+flagValueName(f))
+		}
+	})
+	line := "syncer " + fs.Name()
+	if len(required) > 0 {
+		line += " " + strings.Join(required, " ")
+	}
+	if n > len(required) {
+		line += " [flags]"
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", line, strings.TrimRight(summary, "\n"))
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	fs.VisitAll(func(f *flag.Flag) {
+		_, text := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if v := flagValueName(f); v != "" {
+			head += " " + v
+		}
+		if def := f.DefValue; def != "" && def != "false" && def != "0" && def != "0s" {
+			text += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", head, strings.ReplaceAll(text, "\n", "\n      "))
+	})
+}
+
+// flagValueName is the placeholder of a flag's value: the back-quoted word
+// of its usage text, else its name in capitals; empty for a boolean.
+func flagValueName(f *flag.Flag) string {
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return ""
+	}
+	name, _ := flag.UnquoteUsage(f)
+	switch name {
+	case "", "string", "value", "int", "uint":
+		return strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+	case "duration":
+		return "DURATION"
+	}
+	return name
+}
+
+// parseFlags parses args: --help prints the usage to stdout and returns
+// errHelp; a bad flag or argument returns a usage error (printed once, by
+// main, with a pointer to --help) and prints nothing itself.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return errHelp
 		}
-		return usageError("%s: %v", fs.Name(), err)
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+			msg = "unknown flag --" + name
+		}
+		return usageError("%s: %s (see 'syncer %s --help')", fs.Name(), msg, commandName(fs))
 	}
 	if fs.NArg() > 0 {
-		return usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return usageError("%s: unexpected argument %q (see 'syncer %s --help')", fs.Name(), fs.Arg(0), commandName(fs))
 	}
 	return nil
+}
+
+// commandName is the flag set's command without its positional arguments
+// ("accounts set-token ID" → "accounts set-token").
+func commandName(fs *flag.FlagSet) string {
+	return strings.TrimSuffix(fs.Name(), " ID")
 }

@@ -127,9 +127,9 @@ func (a *app) checkCredentials(ctx context.Context, acct syncer.Account, token s
 
 func cmdAccountsAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("accounts add", "Registers an impact.com account after checking its credentials against the API.", stdout)
-	id := fs.String("id", "", "our id for the account (required)")
-	persona := fs.String("persona", "", "brand or partner (required)")
-	sid := fs.String("sid", "", "impact.com Account SID (required)")
+	id := fs.String("id", "", "our `ID` for the account (required)")
+	persona := fs.String("persona", "", "`brand|partner` (required)")
+	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
 	tokenStdin := fs.Bool("token-stdin", false, "read the Auth Token from standard input (else IMPACT_AUTH_TOKEN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

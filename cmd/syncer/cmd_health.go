@@ -16,7 +16,7 @@ func cmdHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 HEALTHCHECK (the runtime image has no curl). The worker is found on
 SYNCER_HTTP_ADDR (a wildcard host means this machine); needs no other
 configuration and no ClickHouse.`, stdout)
-	target := fs.String("url", "", "the worker's base URL (default from SYNCER_HTTP_ADDR)")
+	target := fs.String("url", "", "the worker's base `URL` (default from SYNCER_HTTP_ADDR)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err

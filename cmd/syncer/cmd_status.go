@@ -59,7 +59,7 @@ func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]entityS
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", "Shows, per account and entity, the last run, its outcome, rows and freshness, and each account's status with its reason.", stdout)
-	account := fs.String("account", "", "only this account")
+	account := fs.String("account", "", "only the account with this `ID`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

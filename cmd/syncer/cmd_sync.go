@@ -19,8 +19,8 @@ import (
 
 func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sync", "Runs one pass now over every active account (or the one named), then exits.\nExit status 1 if any entity of any account failed.", stdout)
-	account := fs.String("account", "", "sync only this account")
-	entities := fs.String("entities", "", "comma-separated entities (default all): "+strings.Join(entityNames(), ","))
+	account := fs.String("account", "", "sync only the account with this `ID`")
+	entities := fs.String("entities", "", "comma-separated `LIST` of entities (default all): "+strings.Join(entityNames(), ","))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -146,10 +146,10 @@ into ClickHouse. Without --from it reaches everything the API can still return
 (3 years back, through all three date filters). Killed and started again with
 the same arguments, it continues where it stopped. It never moves the
 incremental watermarks and never runs beside another run of the same account.`, stdout)
-	account := fs.String("account", "", "account id (required)")
-	entities := fs.String("entities", "actions,action_updates", "actions and/or action_updates")
-	from := fs.String("from", "", "start: a date (2024-01-01) or an RFC 3339 time; default the API's 3-year limit")
-	to := fs.String("to", "", "end, inclusive: a date (the whole day) or an RFC 3339 time; default now")
+	account := fs.String("account", "", "the account's `ID` (required)")
+	entities := fs.String("entities", "actions,action_updates", "`LIST`: actions and/or action_updates")
+	from := fs.String("from", "", "start: a `DATE` (2024-01-01) or an RFC 3339 time; default the API's 3-year limit")
+	to := fs.String("to", "", "end, inclusive: a `DATE` (the whole day) or an RFC 3339 time; default now")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -107,11 +107,11 @@ refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.
 With --worker, a running worker (on this machine, or in its container through
 docker compose exec) serves the redirect instead: the command prints the URL
 to open and the worker completes the connection.`, stdout)
-	id := fs.String("account", "", "our id for the account (required)")
-	persona := fs.String("persona", "", "brand or partner (required)")
-	sid := fs.String("sid", "", "impact.com Account SID (required)")
+	id := fs.String("account", "", "our `ID` for the account (required)")
+	persona := fs.String("persona", "", "`brand|partner` (required)")
+	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
 	wait := fs.Duration("timeout", auth.PendingTTL, "how long to wait for the authorization")
-	via := fs.String("worker", "", "base URL of a running worker that serves the redirect (e.g. http://127.0.0.1:8080)")
+	via := fs.String("worker", "", "`URL` of a running worker that serves the redirect (e.g. http://127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, keysUsage)
 		return usageError("keys: want 'keys rotate'")
 	}
-	fs := newFlags("keys rotate", keysUsage, stdout)
+	fs := newFlags("keys rotate", keysSummary, stdout)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -267,12 +267,11 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-const keysUsage = `Usage: syncer keys rotate
-
-Re-encrypts every stored secret under SYNCER_ENCRYPTION_KEY. Put the previous
+const keysSummary = `Re-encrypts every stored secret under SYNCER_ENCRYPTION_KEY. Put the previous
 key in SYNCER_ENCRYPTION_OLD_KEYS (comma-separated) so the secrets can still be
-read, run this, then drop the old key.
-`
+read, run this, then drop the old key.`
+
+const keysUsage = "Usage: syncer keys rotate\n\n" + keysSummary + "\n"
 
 // connectViaWorker asks a running worker (from its own machine: /oauth/start
 // only answers loopback requests) to begin a connection, and prints the
