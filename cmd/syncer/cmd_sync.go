@@ -21,6 +21,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("sync", "Runs one pass now over every active account (or the one named), then exits.\nExit status 1 if any entity of any account failed.", stdout)
 	account := fs.String("account", "", "sync only the account with this `ID`")
 	entities := fs.String("entities", "", "comma-separated `LIST` of entities (default all): "+strings.Join(entityNames(), ","))
+	asJSON := fs.Bool("json", false, "print the report as JSON (docs/cli-json.md) instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,19 +41,44 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	for _, s := range skipped {
-		fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
+	if !*asJSON {
+		for _, s := range skipped {
+			fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
+		}
 	}
 	if len(accts) == 0 {
+		if *asJSON {
+			if err := writeJSON(stdout, toJSONReport(nil, skipped)); err != nil {
+				return err
+			}
+		}
 		if len(skipped) > 0 {
 			return errors.New("no active account to sync")
 		}
-		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+		if !*asJSON {
+			fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+		}
 		return nil
 	}
 	svc := a.syncer(holderName("syncer sync"))
 	results := syncAll(ctx, svc, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental}, a.cfg.Concurrency)
+	if *asJSON {
+		return reportJSON(stdout, results, skipped)
+	}
 	return report(stdout, results)
+}
+
+// reportJSON prints the report as JSON and, like report, returns an error if
+// anything failed.
+func reportJSON(stdout io.Writer, results []syncer.AccountResult, skipped []syncer.Account) error {
+	rep := toJSONReport(results, skipped)
+	if err := writeJSON(stdout, rep); err != nil {
+		return err
+	}
+	if rep.FailedAccounts > 0 {
+		return fmt.Errorf("%d of %d accounts had failures (see the report and sync_runs)", rep.FailedAccounts, len(results))
+	}
+	return nil
 }
 
 // selectAccounts returns the accounts to sync: the named one, or every active
@@ -150,6 +176,8 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	entities := fs.String("entities", "actions,action_updates", "`LIST`: actions and/or action_updates")
 	from := fs.String("from", "", "start: a `DATE` (2024-01-01) or an RFC 3339 time; default the API's 3-year limit")
 	to := fs.String("to", "", "end, inclusive: a `DATE` (the whole day) or an RFC 3339 time; default now")
+	dryRun := fs.Bool("dry-run", false, "print the windows, the requests and the time the rate limit implies; read and write nothing")
+	asJSON := fs.Bool("json", false, "print the report (or the --dry-run plan) as JSON (docs/cli-json.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -190,9 +218,23 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	if !acct.Active() {
 		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
 	}
+	if *dryRun {
+		plan, err := a.backfillPlan(ctx, acct, req)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, plan)
+		}
+		printPlan(stdout, plan)
+		return nil
+	}
 	svc := a.syncer(holderName("syncer backfill"))
 	svc.Progress = progressPrinter(stderr, a.log)
 	res := svc.SyncAccount(ctx, acct, req)
+	if *asJSON {
+		return reportJSON(stdout, []syncer.AccountResult{res}, nil)
+	}
 	return report(stdout, []syncer.AccountResult{res})
 }
 

@@ -36,13 +36,13 @@ type Config struct {
 
 	LogLevel string `envconfig:"SYNCER_LOG_LEVEL" default:"info"`
 
-	OAuthAuthorizeURL     string        `envconfig:"IMPACT_OAUTH_AUTHORIZE_URL" default:"https://app.impact.com/oauth2/authorize"`
-	OAuthTokenURL         string        `envconfig:"IMPACT_OAUTH_TOKEN_URL" default:"https://app.impact.com/oauth2/token"`
-	OAuthClientID         string        `envconfig:"IMPACT_OAUTH_CLIENT_ID"`
-	OAuthClientSecret     syncer.Secret `envconfig:"IMPACT_OAUTH_CLIENT_SECRET"`
-	OAuthRedirectURL      string        `envconfig:"IMPACT_OAUTH_REDIRECT_URL" default:"http://127.0.0.1:8080/oauth/callback"`
-	OAuthScopes           string        `envconfig:"IMPACT_OAUTH_SCOPES" default:"offline_access"`
-	OAuthRefreshIdle      time.Duration `envconfig:"SYNCER_OAUTH_REFRESH_IDLE" default:"720h"`
+	OAuthAuthorizeURL string        `envconfig:"IMPACT_OAUTH_AUTHORIZE_URL" default:"https://app.impact.com/oauth2/authorize"`
+	OAuthTokenURL     string        `envconfig:"IMPACT_OAUTH_TOKEN_URL" default:"https://app.impact.com/oauth2/token"`
+	OAuthClientID     string        `envconfig:"IMPACT_OAUTH_CLIENT_ID"`
+	OAuthClientSecret syncer.Secret `envconfig:"IMPACT_OAUTH_CLIENT_SECRET"`
+	OAuthRedirectURL  string        `envconfig:"IMPACT_OAUTH_REDIRECT_URL" default:"http://127.0.0.1:8080/oauth/callback"`
+	OAuthScopes       string        `envconfig:"IMPACT_OAUTH_SCOPES" default:"offline_access"`
+	OAuthRefreshIdle  time.Duration `envconfig:"SYNCER_OAUTH_REFRESH_IDLE" default:"720h"`
 
 	// NotifyWebhookURL receives a JSON POST when an account needs an
 	// operator (a secret: Slack's webhook URLs carry their token).

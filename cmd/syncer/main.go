@@ -1,7 +1,7 @@
 // Command syncer syncs impact.com accounts into ClickHouse.
 //
 //	syncer migrate                 create the database and apply schema migrations
-//	syncer accounts add|list|set-token|disable|enable|remove
+//	syncer accounts add|list|check|set-token|disable|enable|remove
 //	syncer sync                    one pass over every active account, then exit
 //	syncer backfill                re-read a date range of actions or action updates
 //	syncer status                  last runs, outcomes and freshness per account
@@ -67,6 +67,7 @@ Commands:
   migrate                create the database and apply schema migrations (safe to repeat)
   accounts add           register an account (Auth Token from stdin or IMPACT_AUTH_TOKEN)
   accounts list          list registered accounts
+  accounts check ID      check credentials and each entity's permission, without syncing
   accounts set-token     replace an account's Auth Token and reactivate it
   accounts disable|enable|remove ID
   sync                   one pass over every active account now, then exit

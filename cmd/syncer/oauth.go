@@ -108,7 +108,7 @@ With --worker, a running worker (on this machine, or in its container through
 docker compose exec) serves the redirect instead: the command prints the URL
 to open and the worker completes the connection.`, stdout)
 	id := fs.String("account", "", "our `ID` for the account (required)")
-	persona := fs.String("persona", "", "`brand|partner` (required)")
+	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
 	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
 	wait := fs.Duration("timeout", auth.PendingTTL, "how long to wait for the authorization")
 	via := fs.String("worker", "", "`URL` of a running worker that serves the redirect (e.g. http://127.0.0.1:8080)")
