@@ -8,7 +8,7 @@ CH_PORT ?= 19000
 export CLICKHOUSE_ADDR ?= 127.0.0.1:$(CH_PORT)
 FUZZTIME ?= 10s
 
-.PHONY: help build test test-unit test-faults fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
+.PHONY: help build test test-unit test-faults fuzz demo run bench lint rules clickhouse clickhouse-stop screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ clickhouse: ## install (apt-get, if missing) and start the local ClickHouse on 1
 clickhouse-stop: ## stop the local ClickHouse
 	scripts/clickhouse.sh stop
 
-test: clickhouse lint ## every test, integration tests against the real ClickHouse included (what CI runs)
+test: clickhouse lint rules ## every test, integration tests against the real ClickHouse included (what CI runs)
 	$(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
@@ -57,6 +57,9 @@ bench: build clickhouse ## benchmarks against the simulator and local ClickHouse
 
 screenshot: build clickhouse ## the status page in headless Chromium: simulator + worker on the local ClickHouse, / saved as docs/status-page.png
 	scripts/screenshot.sh status-page docs/status-page.png
+
+rules: ## check and unit-test the Prometheus alerting rules (deploy/prometheus) with promtool
+	scripts/rules.sh
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/webhook"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,6 +51,16 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	w := newWorker(hard, a, a.metrics, a.cfg.Concurrency, a.cfg.StartSpread)
+	w.observe(accts, true)
+	if a.cfg.NotifyWebhookURL != "" {
+		n, err := webhook.New(webhook.Options{URL: a.cfg.NotifyWebhookURL.Reveal(), Logger: a.log,
+			OnResult: func(outcome string) { a.metrics.notifications.WithLabelValues(outcome).Inc() }})
+		if err != nil {
+			return err
+		}
+		defer n.Close(5 * time.Second)
+		w.notify = n.Notify
+	}
 	sched, err := w.schedule(a.cfg.ScheduleActions, a.cfg.ScheduleCatalog)
 	if err != nil {
 		return err

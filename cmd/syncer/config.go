@@ -219,6 +219,11 @@ func (c Config) problems() []error {
 	if c.Overlap < 0 || c.ClearingLookback <= 0 || c.ClearingInterval <= 0 {
 		bad("SYNCER_OVERLAP, SYNCER_CLEARING_LOOKBACK and SYNCER_CLEARING_INTERVAL must be positive")
 	}
+	if h := c.NotifyWebhookURL.Reveal(); h != "" {
+		if u, err := url.Parse(h); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("SYNCER_NOTIFY_WEBHOOK_URL: want an http(s) URL (the value is not shown: it is a secret)")
+		}
+	}
 	if c.OAuthRefreshIdle <= 0 || c.OAuthRefreshIdle >= 90*24*time.Hour {
 		bad("SYNCER_OAUTH_REFRESH_IDLE %s: want a positive duration well under 90 days (2160h)", c.OAuthRefreshIdle)
 	}

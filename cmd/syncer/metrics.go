@@ -49,6 +49,7 @@ type metrics struct {
 	chRetries       prometheus.Counter
 	oauthFailures   *prometheus.CounterVec
 	inFlight        prometheus.Gauge
+	notifications   *prometheus.CounterVec
 	marks           *watermarkLag
 
 	mu    sync.Mutex
@@ -136,6 +137,9 @@ func newMetrics(ping func(context.Context) error) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: n("passes_in_flight"), Help: "Account passes running now.",
 		}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: n("notifications_total"), Help: "Webhook notifications (SYNCER_NOTIFY_WEBHOOK_URL): sent, failed (gave up), dropped.",
+		}, []string{"outcome"}),
 		known: map[string]bool{},
 	}
 	m.marks = newWatermarkLag(n("watermark_lag_seconds"), m.now)
@@ -145,7 +149,7 @@ func newMetrics(ping func(context.Context) error) *metrics {
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.rows, m.requests, m.requestDuration, m.rateWaits, m.runs, m.runDuration, m.lastSuccess,
 		m.lastRunFailed, m.accounts, m.accountStatus, m.missingPerms, m.skipped, m.unknownFields, m.insertDuration,
-		m.chRetries, m.oauthFailures, m.inFlight, m.marks, buildInfo,
+		m.chRetries, m.oauthFailures, m.inFlight, m.notifications, m.marks, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if ping != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -162,6 +166,9 @@ func newMetrics(ping func(context.Context) error) *metrics {
 	// series that alerts and the dashboard read exist from the start
 	for _, r := range []string{oauthInvalidGrant, oauthRefused, oauthUnavailable} {
 		m.oauthFailures.WithLabelValues(r)
+	}
+	for _, o := range []string{"sent", "failed", "dropped"} {
+		m.notifications.WithLabelValues(o)
 	}
 	for _, e := range syncer.AllEntities {
 		m.unknownFields.WithLabelValues(string(e))

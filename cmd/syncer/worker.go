@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/webhook"
 )
 
 // worker runs scheduled passes: each cron tick reloads the accounts (so
@@ -34,13 +35,47 @@ type worker struct {
 	mu     sync.Mutex
 	queued map[string][]syncer.Entity // per account: entities waiting for the running pass
 	busy   map[string]bool
+
+	// notify, when set, is told when an account turns needs_reconnect,
+	// loses a permission or recovers; seen is each account as last compared.
+	notify func(webhook.Event)
+	seenMu sync.Mutex
+	seen   map[string]syncer.Account
 }
 
 func newWorker(hard context.Context, a *app, m *metrics, concurrency int, spread time.Duration) *worker {
 	return &worker{
 		a: a, svc: a.syncer(holderName("syncer run")), log: a.log, m: m, spread: spread,
 		sem: make(chan struct{}, concurrency), stop: make(chan struct{}), hard: hard,
-		queued: map[string][]syncer.Entity{}, busy: map[string]bool{},
+		queued: map[string][]syncer.Entity{}, busy: map[string]bool{}, seen: map[string]syncer.Account{},
+	}
+}
+
+// observe compares accounts with how they were last seen and notifies the
+// changes an operator must hear about. The first sight of an account (at
+// start, or just registered) only records it.
+func (w *worker) observe(accts []syncer.Account, all bool) {
+	w.seenMu.Lock()
+	var events []webhook.Event
+	live := map[string]bool{}
+	for _, a := range accts {
+		live[a.ID] = true
+		if before, ok := w.seen[a.ID]; ok && w.notify != nil {
+			events = append(events, webhook.Changes(before, a, time.Now())...)
+		}
+		w.seen[a.ID] = a
+	}
+	if all {
+		for id := range w.seen {
+			if !live[id] {
+				delete(w.seen, id) // removed
+			}
+		}
+	}
+	w.seenMu.Unlock()
+	for _, e := range events {
+		w.log.Info("notifying", zap.String("event", e.Event), zap.String("account_id", e.AccountID))
+		w.notify(e)
 	}
 }
 
@@ -68,6 +103,7 @@ func (w *worker) tick(entities []syncer.Entity) {
 		return
 	}
 	w.m.accountStatuses(accts)
+	w.observe(accts, true)
 	for _, acct := range accts {
 		if !acct.Active() {
 			w.m.skipped.WithLabelValues(string(acct.Status)).Inc()
@@ -175,6 +211,11 @@ func (w *worker) pass(acct syncer.Account, entities []syncer.Entity) {
 	w.m.result(res)
 	if res.Err != nil {
 		w.log.Warn("account pass failed", zap.String("account_id", acct.ID), zap.Error(res.Err))
+	}
+	if w.notify != nil { // the pass may have flagged the account or found a permission missing
+		if fresh, err := w.a.accounts.Account(context.WithoutCancel(w.hard), acct.ID); err == nil {
+			w.observe([]syncer.Account{fresh}, false)
+		}
 	}
 }
 
