@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/impact-syncer/impact-syncer/internal/auth"
 	"github.com/impact-syncer/impact-syncer/internal/extract"
@@ -44,18 +43,8 @@ type app struct {
 	oauthIdle func(ctx context.Context)
 	// transport is the base HTTP transport for impact.com (tests swap it).
 	transport http.RoundTripper
-}
-
-func newLogger(level string, w io.Writer) *zap.Logger {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		lvl = zapcore.InfoLevel
-	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey = "ts"
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
-	return zap.New(core)
+	// logOut is where the log is written (progress bars borrow it).
+	logOut *logWriter
 }
 
 // openApp loads the configuration and connects to ClickHouse. It does not
@@ -66,7 +55,8 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, transport: http.DefaultTransport}
-	a.log = withRetryCounter(newLogger(cfg.LogLevel, stderr), a)
+	a.logOut = &logWriter{w: stderr}
+	a.log = withRetryCounter(newLogger(cfg.LogLevel, a.logOut, isTerminal(stderr)), a)
 	db, err := load.Open(ctx, load.Options{
 		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
-	"go.uber.org/zap"
-	"golang.org/x/term"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
@@ -230,8 +227,10 @@ incremental watermarks and never runs beside another run of the same account.`, 
 		return nil
 	}
 	svc := a.syncer(holderName("syncer backfill"))
-	svc.Progress = progressPrinter(stderr, a.log)
+	var finish func()
+	svc.Progress, finish = progressPrinter(stderr, a.log, a.logOut)
 	res := svc.SyncAccount(ctx, acct, req)
+	finish()
 	if *asJSON {
 		return reportJSON(stdout, []syncer.AccountResult{res}, nil)
 	}
@@ -255,30 +254,4 @@ func parseWhen(s string, end bool) (time.Time, error) {
 		return d.Add(24*time.Hour - time.Second), nil
 	}
 	return d, nil
-}
-
-// progressPrinter shows backfill progress: a redrawn line on a terminal,
-// plain log lines otherwise.
-func progressPrinter(stderr io.Writer, log *zap.Logger) func(syncer.Progress) {
-	f, ok := stderr.(*os.File)
-	tty := ok && term.IsTerminal(int(f.Fd()))
-	var last time.Time
-	return func(p syncer.Progress) {
-		done := p.WindowsDone >= p.WindowsTotal
-		if tty {
-			fmt.Fprintf(stderr, "\r%s %s: windows %d/%d  rows %d  requests %d  429 waits %d  ETA %s   ",
-				p.AccountID, p.Entity, p.WindowsDone, p.WindowsTotal, p.Rows, p.Requests, p.RateLimitWaits, p.ETA().Round(time.Second))
-			if done {
-				fmt.Fprintln(stderr)
-			}
-			return
-		}
-		if !done && time.Since(last) < 5*time.Second {
-			return
-		}
-		last = time.Now()
-		log.Info("backfill progress", zap.String("account_id", p.AccountID), zap.String("entity", string(p.Entity)),
-			zap.Int("windows_done", p.WindowsDone), zap.Int("windows_total", p.WindowsTotal), zap.Uint64("rows", p.Rows),
-			zap.Uint64("requests", p.Requests), zap.Uint64("rate_limit_waits", p.RateLimitWaits), zap.Duration("eta", p.ETA()))
-	}
 }
