@@ -258,5 +258,6 @@ func (c Config) fields() []zap.Field {
 		zap.String("schedule_actions", c.ScheduleActions), zap.String("schedule_catalog", c.ScheduleCatalog),
 		zap.Int("concurrency", c.Concurrency), zap.String("http_addr", c.HTTPAddr),
 		zap.Duration("shutdown_timeout", c.ShutdownTimeout), zap.Duration("overlap", c.Overlap),
+		zap.Bool("notify_webhook", c.NotifyWebhookURL != ""),
 	}
 }
