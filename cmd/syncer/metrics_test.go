@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -257,4 +258,52 @@ func TestIntegrationMetricsAfterRestart(t *testing.T) {
 func formatPromFloat(v float64) string {
 	s := strconv.FormatFloat(v, 'g', -1, 64)
 	return s
+}
+
+// TestClickHouseRetriesCounted: the load package's retry warning is counted
+// whatever the log level, and nothing else is.
+func TestClickHouseRetriesCounted(t *testing.T) {
+	a := &app{metrics: newMetrics(nil)}
+	log := withRetryCounter(newLogger("error", io.Discard, false), a)
+	log.Warn(load.RetryLogMessage)
+	log.Warn("something else")
+	log.Named("load").Warn(load.RetryLogMessage)
+	if text := scrapeRegistry(t, a.metrics); !strings.Contains(text, "impact_syncer_clickhouse_retries_total 2\n") {
+		t.Errorf("retries:\n%s", grepLines(text, "retries"))
+	}
+}
+
+// TestOAuthRefreshFailuresCounted: the token endpoint's failed answers are
+// counted by reason, its successes not at all.
+func TestOAuthRefreshFailuresCounted(t *testing.T) {
+	a := &app{metrics: newMetrics(nil)}
+	answers := []struct {
+		code int
+		body string
+	}{{200, `{"access_token":"x"}`}, {400, `{"error":"invalid_grant"}`}, {401, `{"error":"invalid_client"}`}, {503, "down"}}
+	i := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(answers[i].code)
+		io.WriteString(w, answers[i].body)
+		i++
+	}))
+	defer srv.Close()
+	hc := &http.Client{Transport: tokenFailureTransport{base: http.DefaultTransport, a: a}}
+	for range answers {
+		resp, err := hc.Post(srv.URL, "application/x-www-form-urlencoded", strings.NewReader("grant_type=refresh_token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body) // the body is still readable by oauth2
+		resp.Body.Close()
+		if len(b) == 0 {
+			t.Errorf("empty body after counting")
+		}
+	}
+	text := scrapeRegistry(t, a.metrics)
+	for _, want := range []string{`reason="invalid_grant"} 1`, `reason="refused"} 1`, `reason="unavailable"} 1`} {
+		if !strings.Contains(text, "impact_syncer_oauth_refresh_failures_total{"+want) {
+			t.Errorf("lacks %s:\n%s", want, grepLines(text, "oauth"))
+		}
+	}
 }
