@@ -253,9 +253,9 @@ func printPlan(w io.Writer, p jsonPlan) {
 	}
 	fmt.Fprintf(w, "  total           %5d windows: at least %d requests (one page of up to %d records each; every further page one more)\n",
 		p.Windows, p.MinRequests, p.PageSize)
-	fmt.Fprintf(w, "  at impact.com's %d requests per hour per account: at least %s of the account's rate limit (the worker's syncs share it)\n",
-		p.RateLimitPerHour, (time.Duration(p.MinSeconds) * time.Second).Round(time.Second))
-	fmt.Fprintf(w, "  planning it took %d requests\n", p.PlanningRequests)
+	fmt.Fprintf(w, "  at impact.com's %s requests per hour per account: at least %s of the account's rate limit (the worker's syncs share it)\n",
+		thousands(p.RateLimitPerHour), (time.Duration(p.MinSeconds) * time.Second).Round(time.Second))
+	fmt.Fprintf(w, "  planning it took %d request(s)\n", p.PlanningRequests)
 }
 
 // planSource passes the catalog reads a plan needs (campaigns, the API's
@@ -332,4 +332,13 @@ type countingTransport struct {
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.n.Add(1)
 	return t.base.RoundTrip(req)
+}
+
+// thousands writes n with thousands separators: 1,000.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
