@@ -48,7 +48,9 @@ func cmdAccountsCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlags("accounts check ID", `Checks an account without syncing it: first its stored credentials, then each
 entity's endpoint with one small read (a page of at most one window of the last
 day for actions), reporting which permissions are granted. Writes nothing and
-changes no status. Exit status 1 unless every entity is granted.`, stdout)
+changes no status, except what an OAuth refresh must record (the rotated
+refresh token, or needs_reconnect when impact.com rejects it). Exit status 1
+unless every entity is granted.`, stdout)
 	asJSON := fs.Bool("json", false, "print JSON (docs/cli-json.md) instead of a table")
 	id, rest := splitID(args)
 	if err := parseFlags(fs, rest); err != nil {
