@@ -53,14 +53,19 @@ func newWorker(hard context.Context, a *app, m *metrics, concurrency int, spread
 
 // observe compares accounts with how they were last seen and notifies the
 // changes an operator must hear about. The first sight of an account (at
-// start, or just registered) only records it.
+// start, or just registered) only records it; a snapshot older than the one
+// seen (a tick's list read before a pass flagged the account) is ignored.
 func (w *worker) observe(accts []syncer.Account, all bool) {
 	w.seenMu.Lock()
 	var events []webhook.Event
 	live := map[string]bool{}
 	for _, a := range accts {
 		live[a.ID] = true
-		if before, ok := w.seen[a.ID]; ok && w.notify != nil {
+		before, ok := w.seen[a.ID]
+		if ok && a.UpdatedAt.Before(before.UpdatedAt) {
+			continue
+		}
+		if ok && w.notify != nil {
 			events = append(events, webhook.Changes(before, a, time.Now())...)
 		}
 		w.seen[a.ID] = a
