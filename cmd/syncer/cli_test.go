@@ -191,6 +191,9 @@ func TestIntegrationCLIJSON(t *testing.T) {
 		t.Errorf("check of a healthy brand: %v", chk)
 	}
 	wantKeys(t, "check entity", chk["entities"].([]any)[0], "entity", "endpoint", "result", "permission", "detail")
+	if pc := decodeJSON(t, b.mustCLI("", "accounts", "check", "partner", "--json")); pc["ok"] != true || len(pc["entities"].([]any)) != 5 {
+		t.Errorf("check of a healthy partner: %v", pc)
+	}
 	b.sim.DenyEndpoint(brand.SID, "PromoCodes")
 	out, _, err := b.cli("", "accounts", "check", "brand")
 	if err == nil || !strings.Contains(out, "missing_permission") {
