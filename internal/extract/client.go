@@ -164,7 +164,7 @@ func NewClient(o Options) (*Client, error) {
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // pageSize is the PageSize asked for e: the configured one, kept inside the
-// range the API accepts (reference §3.1), since a PageSize outside it is
+// range the API accepts (docs/impact-api.md §3.1), since a PageSize outside it is
 // refused (400) on every request.
 func (c *Client) pageSize(e syncer.Entity) int {
 	n, lo, hi := pageLimits(e, c.opt.Persona)

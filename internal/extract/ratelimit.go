@@ -20,7 +20,7 @@ import (
 // response's Date.
 //
 // The API counts some endpoints in separate hourly groups (partner /Actions
-// 500/h, everything else 1,000/h; reference §5.2), and the headers of a
+// 500/h, everything else 1,000/h; docs/impact-api.md §5.2), and the headers of a
 // response describe the group of its endpoint. The limiter therefore keeps
 // the budget each endpoint last reported, as well as the budget the latest
 // response of any endpoint reported, and a request waits for both — unless

@@ -39,7 +39,7 @@ func checkResponse(e syncer.Entity, resp *http.Response, body []byte, now time.T
 	case code >= 500:
 		return &syncer.TransientError{Endpoint: endpoint, Status: code, Err: fmt.Errorf("%s", orStatus(msg, code))}
 	case code >= 400 && isTooManyPages(msg, details):
-		// 400 expected; its status is undocumented (reference §3.4), the
+		// 400 expected; its status is undocumented (docs/impact-api.md §3.4), the
 		// message asks to narrow the dates or raise the PageSize
 		return &syncer.TooManyPagesError{Endpoint: endpoint, Message: msg}
 	}
