@@ -444,7 +444,7 @@ func checkAttributionDaily(t *testing.T, w *viewsWorld) {
 		viewSums
 		off                  int
 		campaignName, mpName string
-		campaignAt, mpNameAt time.Time
+		campaignAt           time.Time
 	}
 	rows := map[string]*agg{}
 	for _, acct := range w.synced {

@@ -176,7 +176,6 @@ type pass struct {
 	acct        Account
 	src         Source
 	log         *zap.Logger
-	now         time.Time // impact.com's time when the pass started
 	req         Request
 	missing     map[string]bool // permissions found missing in this pass
 	granted     map[string]bool // permissions that worked in this pass
