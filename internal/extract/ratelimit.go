@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -210,19 +209,4 @@ func headerInt(h http.Header, name string) (int64, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
