@@ -47,8 +47,9 @@ type Options struct {
 	// PageSize per entity; defaults: Actions and ActionUpdates 20000, others 1000.
 	PageSize map[syncer.Entity]int
 	MaxPages int // safety cap per query (default 10000)
-	// MaxWindow is the longest date window sent (default 44 days; the API
-	// allows 45). MinWindow is the smallest a too-many-pages window is split to.
+	// MaxWindow is the longest date window sent (default syncer.MaxWindow,
+	// 44 days; the API allows 45). MinWindow is the smallest a too-many-pages
+	// window is split to.
 	MaxWindow, MinWindow time.Duration
 	// Now and Sleep are the local clock; tests inject them.
 	Now   func() time.Time
@@ -139,7 +140,7 @@ func NewClient(o Options) (*Client, error) {
 		o.MaxPages = 10000
 	}
 	if o.MaxWindow == 0 {
-		o.MaxWindow = 44 * 24 * time.Hour
+		o.MaxWindow = syncer.MaxWindow
 	}
 	if o.MinWindow == 0 {
 		o.MinWindow = time.Minute
@@ -204,7 +205,7 @@ func (c *Client) ServerNow() (t time.Time, ok bool) {
 // object, no envelope. It doubles as the credential check.
 func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) {
 	const e = syncer.CompanyInformation
-	u := c.base + c.root + "/" + e.Resource()
+	u := c.base + c.root + "/" + resource(e)
 	body, err := c.fetch(ctx, e, u)
 	if err != nil {
 		return syncer.Record{}, err
@@ -218,7 +219,7 @@ func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) 
 		root, _ = document(body)
 	}
 	if root.kind != kObject {
-		return syncer.Record{}, &syncer.TransientError{Endpoint: e.Resource(), Status: 200,
+		return syncer.Record{}, &syncer.TransientError{Endpoint: resource(e), Status: 200,
 			Err: fmt.Errorf("expected an object, got %s", root.kind)}
 	}
 	return c.decode(e, root.raw)
@@ -268,7 +269,7 @@ func (c *Client) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.R
 // more than ten pages. It returns false when the sequence must stop.
 func (c *Client) window(ctx context.Context, q syncer.Query, yield func(syncer.Record, error) bool) bool {
 	syncer.TallyFrom(ctx).Windows.Add(1)
-	var tooMany *syncer.TooManyPagesError
+	var tooMany *TooManyPagesError
 	delivered := false
 	ok := c.paginate(ctx, q, c.firstURL(q), func(r syncer.Record, err error) bool {
 		if errors.As(err, &tooMany) && !delivered {
@@ -312,7 +313,7 @@ func (c *Client) firstURL(q syncer.Query) string {
 		v.Set(to, FormatTime(q.Window.End))
 	}
 	v.Set("PageSize", strconv.Itoa(c.pageSize(q.Entity)))
-	return c.base + c.root + "/" + q.Entity.Resource() + "?" + v.Encode()
+	return c.base + c.root + "/" + resource(q.Entity) + "?" + v.Encode()
 }
 
 // FormatTime writes a time as the API wants it: YYYY-MM-DDTHH:MM:SSZ in UTC.
@@ -325,8 +326,8 @@ const maxRestarts = 3
 // paginate reads a query's pages from first, yielding records. It returns
 // false when the consumer stopped or an error ended the sequence.
 func (c *Client) paginate(ctx context.Context, q syncer.Query, first string, yield func(syncer.Record, error) bool) bool {
-	keys := q.Entity.ListKeys()
-	endpoint := q.Entity.Resource()
+	keys := listKeys(q.Entity)
+	endpoint := resource(q.Entity)
 	for restart := 0; ; restart++ {
 		next := first
 		seen := map[string]bool{}
@@ -526,7 +527,7 @@ func (c *Client) refetch(ctx context.Context, e syncer.Entity, u string, cause e
 	case err == nil:
 		return body, nil
 	case err == unreadable:
-		return nil, &syncer.TransientError{Endpoint: e.Resource(), Status: http.StatusOK, Err: err}
+		return nil, &syncer.TransientError{Endpoint: resource(e), Status: http.StatusOK, Err: err}
 	}
 	return nil, err
 }
@@ -584,12 +585,12 @@ func (c *Client) policy(onRetry func(retry.Attempt) error) retry.Policy {
 // pace waits until the rate limit allows another request to e's endpoint.
 func (c *Client) pace(ctx context.Context, e syncer.Entity, tally *syncer.Tally) error {
 	for {
-		wait := c.limiter.reserve(e.Resource(), c.opt.Now())
+		wait := c.limiter.reserve(resource(e), c.opt.Now())
 		if wait <= 0 {
 			return nil
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return &syncer.RateLimitedError{Endpoint: e.Resource(), RetryAt: c.opt.Now().Add(wait)}
+			return &syncer.RateLimitedError{Endpoint: resource(e), RetryAt: c.opt.Now().Add(wait)}
 		}
 		tally.RateLimitWaits.Add(1)
 		c.log.Info("pacing: rate-limit budget used up; waiting for the reset", zap.Duration("wait", wait))
@@ -642,7 +643,7 @@ func (c *Client) backoff() retry.Backoff {
 
 // do sends one request and maps its outcome to a body or a typed error.
 func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *syncer.Tally) ([]byte, error) {
-	endpoint := e.Resource()
+	endpoint := resource(e)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		c.limiter.done(endpoint, nil, 0, c.opt.Now())

@@ -376,7 +376,8 @@ func ChunkWindows(from, to time.Time, max time.Duration) []Window {
 }
 
 // MaxWindow is the longest date window the sync asks for: the API allows 45
-// days; 44 keeps every window safely inside the inclusive limit.
+// days (docs/impact-api.md §4.2); 44 keeps every window safely inside the
+// inclusive limit. It is declared here only: the client's default is this.
 const MaxWindow = 44 * 24 * time.Hour
 
 // runScan reads one scan window by window. It returns the decode errors met
