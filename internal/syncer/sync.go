@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -169,8 +167,9 @@ func (r AccountResult) Failed() bool {
 
 // pass is the state of one account pass.
 type pass struct {
-	s   *Syncer
-	opt Options // s.Options with defaults
+	s       *Syncer
+	opt     Options // s.Options with defaults
+	planner Planner
 	// warnedClamp: the backfill's too-old start was logged once already.
 	warnedClamp bool
 	acct        Account
@@ -218,7 +217,8 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		}
 		return res
 	}
-	p := &pass{s: s, opt: opt, acct: a, src: src, log: log, req: req, missing: map[string]bool{}, granted: map[string]bool{}}
+	p := &pass{s: s, opt: opt, planner: Planner{Options: opt}, acct: a, src: src, log: log, req: req,
+		missing: map[string]bool{}, granted: map[string]bool{}}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
 	}
@@ -261,32 +261,12 @@ func ReconnectReason(a Account, cause error) string {
 	return fmt.Sprintf("impact.com rejected the Auth Token (401: reset, disabled or deleted); store a new one with: syncer accounts set-token %s --token-stdin", a.ID)
 }
 
-// savePermissions records which permissions the token lacks: those that
-// answered 403 in this pass, plus those previously missing for entities this
-// pass did not try.
+// savePermissions records which permissions the token lacks
+// (Planner.Permissions).
 func (p *pass) savePermissions(ctx context.Context) {
-	set := map[string]bool{}
-	for _, m := range p.acct.MissingPermissions {
-		if !p.granted[m] {
-			set[m] = true
-		}
-	}
-	for m := range p.missing {
-		set[m] = true
-	}
-	var missing []string
-	for m := range set {
-		missing = append(missing, m)
-	}
-	sort.Strings(missing)
-	if slices.Equal(missing, p.acct.MissingPermissions) {
+	missing, reason, changed := p.planner.Permissions(p.acct, p.granted, p.missing)
+	if !changed {
 		return
-	}
-	reason := p.acct.StatusReason
-	if len(missing) > 0 {
-		reason = "the API token lacks: " + strings.Join(missing, "; ")
-	} else if strings.HasPrefix(reason, "the API token lacks") {
-		reason = ""
 	}
 	if err := p.s.Accounts.SetStatus(ctx, p.acct.ID, StatusActive, reason, missing); err != nil {
 		p.log.Error("could not record missing permissions", zap.Error(err))
@@ -316,24 +296,16 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	run.Requests = tally.Requests.Load()
 	run.RateLimitWaits = tally.RateLimitWaits.Load()
 	run.Windows = tally.Windows.Load()
-	var forbidden *ForbiddenError
-	switch {
-	case err == nil:
-		run.Status = RunSucceeded
-		p.granted[e.Permission()] = true
-	case errors.Is(err, ErrStopped) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-		run.Status = RunInterrupted
-		run.Error = "interrupted: " + err.Error()
-	case errors.As(err, &forbidden):
-		run.Status = RunFailed
-		run.Error = err.Error()
-		p.missing[forbidden.Permission] = true
-	default:
-		run.Status = RunFailed
-		run.Error = err.Error()
-		if IsCredentialDead(err) {
-			p.dead = err
-		}
+	out := p.planner.Outcome(e, err, ctx.Err() != nil)
+	run.Status, run.Error = out.Status, out.Error
+	if out.Granted != "" {
+		p.granted[out.Granted] = true
+	}
+	if out.Missing != "" {
+		p.missing[out.Missing] = true
+	}
+	if out.Dead {
+		p.dead = err
 	}
 	if err := p.s.Runs.RecordRun(context.WithoutCancel(ctx), run); err != nil {
 		log.Error("could not record the run end", zap.Error(err))
@@ -354,8 +326,9 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 
 // serverNow is impact.com's time, or the local clock before any response.
 func (p *pass) serverNow() time.Time {
-	t, _ := p.src.ServerNow()
-	return t.UTC().Truncate(time.Second)
+	api, known := p.src.ServerNow()
+	now, _, _ := p.planner.Clock(api, known, time.Now())
+	return now
 }
 
 // catalog refreshes a small entity whole.
