@@ -61,7 +61,7 @@ func newLogger(level string, w io.Writer) *zap.Logger {
 // openApp loads the configuration and connects to ClickHouse. It does not
 // migrate; commands that need the schema call requireSchema.
 func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(osEnv())
 	if err != nil {
 		return nil, err
 	}
