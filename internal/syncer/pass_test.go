@@ -236,3 +236,47 @@ func TestPassBackfillLeavesTheIncrementalWatermarks(t *testing.T) {
 		}
 	}
 }
+
+// A stop between windows lets the window in progress commit, starts no new
+// one, and records the run as interrupted; the next pass resumes after the
+// committed window.
+func TestPassStopBetweenWindowsCommitsAndResumes(t *testing.T) {
+	var acts []syncertest.Action
+	for i, d := range []time.Duration{900, 800, 700, 600} { // four 44-day windows of the event sweep apart
+		at := apiNow.Add(-d * aDay)
+		acts = append(acts, syncertest.Action{Entity: syncer.Actions, Campaign: "c1", ID: string(rune('a' + i)), Updated: at, Event: at, Locking: at})
+	}
+	env := setup(t, acts...)
+	env.Source.Catalog[syncer.Campaigns] = []syncer.Record{{ID: "c1"}}
+	stop := make(chan struct{})
+	reads := 0
+	env.Source.OnQuery = func(q syncer.Query) {
+		if q.Entity == syncer.Actions {
+			if reads++; reads == 3 {
+				close(stop)
+			}
+		}
+	}
+	res := syncOnce(t, env, syncer.Request{Entities: []syncer.Entity{syncer.Campaigns, syncer.Actions}, Stop: stop})
+	if st := statuses(res.Runs)[syncer.Actions]; st != syncer.RunInterrupted {
+		t.Fatalf("actions run %s, want interrupted", st)
+	}
+	k := syncer.WatermarkKey{AccountID: "acme", Entity: syncer.Actions, CampaignID: "c1", Scan: syncer.ScanEvent}
+	committed, ok := env.State.All()[k]
+	if !ok || !committed.Before(apiNow.Add(-700*aDay)) {
+		t.Fatalf("event watermark %v (set %v), want inside the first windows", committed, ok)
+	}
+	env.Source.OnQuery = nil
+	before := len(env.Source.Queries())
+	if res := syncOnce(t, env, syncer.Request{Entities: []syncer.Entity{syncer.Campaigns, syncer.Actions}}); res.Failed() {
+		t.Fatalf("resumed pass failed: %v %+v", res.Err, res.Runs)
+	}
+	for _, q := range env.Source.Queries()[before:] {
+		if q.Filter == syncer.ByEvent && !q.Window.Start.After(committed) {
+			t.Errorf("the resumed event sweep read %v again, before its watermark %v", q.Window, committed)
+		}
+	}
+	if got := env.Data.IDs("acme", syncer.Actions); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("actions %v after resuming, want all four", got)
+	}
+}
