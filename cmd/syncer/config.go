@@ -148,6 +148,11 @@ func typeProblems(lookup envLookup) ([]error, map[string]bool) {
 				errs = append(errs, fmt.Errorf("%s %q: want a whole number", s.Name, v))
 				bad[s.Name] = true
 			}
+		case f.Type.Kind() == reflect.Bool:
+			if _, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want true or false", s.Name, v))
+				bad[s.Name] = true
+			}
 		}
 	}
 	return errs, bad
