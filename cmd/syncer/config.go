@@ -27,6 +27,13 @@ type Config struct {
 	ClickHouseUser     string        `envconfig:"CLICKHOUSE_USER" default:"default"`
 	ClickHousePassword syncer.Secret `envconfig:"CLICKHOUSE_PASSWORD"`
 
+	ClickHousePasswordFile  string `envconfig:"CLICKHOUSE_PASSWORD_FILE"`
+	ClickHouseSecure        bool   `envconfig:"CLICKHOUSE_SECURE" default:"false"`
+	ClickHouseCAFile        string `envconfig:"CLICKHOUSE_CA_FILE"`
+	ClickHouseTLSServerName string `envconfig:"CLICKHOUSE_TLS_SERVER_NAME"`
+	ClickHouseCluster       string `envconfig:"CLICKHOUSE_CLUSTER"`
+	ClickHouseReplicaPath   string `envconfig:"CLICKHOUSE_REPLICA_PATH" default:"/clickhouse/tables/{shard}/{database}/{table}"`
+
 	ImpactAPIURL     string `envconfig:"IMPACT_API_URL" default:"https://api.impact.com"`
 	IRVersionBrand   string `envconfig:"IMPACT_IR_VERSION_BRAND" default:"14"`
 	IRVersionPartner string `envconfig:"IMPACT_IR_VERSION_PARTNER" default:"16"`
@@ -75,6 +82,16 @@ func loadConfig() (Config, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
 	}
+	if c.ClickHousePasswordFile != "" {
+		if c.ClickHousePassword != "" {
+			errs = append(errs, errors.New("CLICKHOUSE_PASSWORD and CLICKHOUSE_PASSWORD_FILE are both set: keep one"))
+		} else if b, err := os.ReadFile(c.ClickHousePasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("CLICKHOUSE_PASSWORD_FILE: %w", err))
+		} else {
+			// A secret file usually ends with a newline; the password does not.
+			c.ClickHousePassword = syncer.Secret(strings.TrimRight(string(b), "\r\n"))
+		}
+	}
 	if c.OAuthClientSecret == "" && c.OAuthClientSecretFile != "" {
 		b, err := os.ReadFile(c.OAuthClientSecretFile)
 		if err != nil {
@@ -103,6 +120,11 @@ func typeProblems() ([]error, map[string]string) {
 		case f.Type == reflect.TypeOf(time.Duration(0)):
 			if _, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q: want a duration such as 30s, 15m or 24h", name, v))
+				bad[name] = v
+			}
+		case f.Type.Kind() == reflect.Bool:
+			if _, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want true or false", name, v))
 				bad[name] = v
 			}
 		case f.Type.Kind() == reflect.Int:
@@ -140,6 +162,24 @@ func (c Config) problems() []error {
 		if !strings.Contains(a, ":") {
 			bad("CLICKHOUSE_ADDR %q: want host:port", a)
 		}
+	}
+	if c.ClickHouseCAFile != "" || c.ClickHouseTLSServerName != "" {
+		if !c.ClickHouseSecure {
+			bad("CLICKHOUSE_CA_FILE and CLICKHOUSE_TLS_SERVER_NAME need CLICKHOUSE_SECURE=true")
+		}
+	}
+	if c.ClickHouseCAFile != "" {
+		if b, err := os.ReadFile(c.ClickHouseCAFile); err != nil {
+			bad("CLICKHOUSE_CA_FILE: %v", err)
+		} else if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+			bad("CLICKHOUSE_CA_FILE %s: want a PEM bundle of CA certificates", c.ClickHouseCAFile)
+		}
+	}
+	if c.ClickHouseCluster != "" && strings.ContainsAny(c.ClickHouseCluster, " `'\"") {
+		bad("CLICKHOUSE_CLUSTER %q: want a cluster name from the server's remote_servers", c.ClickHouseCluster)
+	}
+	if !strings.Contains(c.ClickHouseReplicaPath, "{table}") || !strings.HasPrefix(c.ClickHouseReplicaPath, "/") {
+		bad("CLICKHOUSE_REPLICA_PATH %q: want a ZooKeeper path starting with / that holds {table} (and usually {shard} and {database})", c.ClickHouseReplicaPath)
 	}
 	if c.ClickHouseDatabase == "" || strings.ContainsAny(c.ClickHouseDatabase, " `.;'\"") {
 		bad("CLICKHOUSE_DATABASE %q: want a plain identifier", c.ClickHouseDatabase)
@@ -208,6 +248,8 @@ func (c Config) fields() []zap.Field {
 	return []zap.Field{
 		zap.String("clickhouse_addr", c.ClickHouseAddr), zap.String("clickhouse_database", c.ClickHouseDatabase),
 		zap.String("clickhouse_user", c.ClickHouseUser), zap.Stringer("clickhouse_password", c.ClickHousePassword),
+		zap.Bool("clickhouse_secure", c.ClickHouseSecure), zap.String("clickhouse_ca_file", c.ClickHouseCAFile),
+		zap.String("clickhouse_cluster", c.ClickHouseCluster),
 		zap.String("impact_api_url", c.ImpactAPIURL), zap.Stringer("encryption_key", c.EncryptionKey),
 		zap.String("log_level", c.LogLevel), zap.String("oauth_token_url", c.OAuthTokenURL),
 		zap.String("oauth_client_id", c.OAuthClientID), zap.Stringer("oauth_client_secret", c.OAuthClientSecret),
