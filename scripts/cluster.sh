@@ -138,6 +138,11 @@ write_node_config() {
         <replica>r$n</replica>
         <sharded_shard>0$shard2</sharded_shard>
     </macros>
+    <!-- Replicated tables made readonly by a lost ZooKeeper session retry
+         every few seconds instead of every minute (the default). -->
+    <merge_tree>
+        <zookeeper_session_expiration_check_period>3</zookeeper_session_expiration_check_period>
+    </merge_tree>
     <distributed_ddl>
         <path>/clickhouse/task_queue/ddl</path>
     </distributed_ddl>

@@ -30,7 +30,7 @@ var (
 	createViewHead  = regexp.MustCompile("(?is)^CREATE\\s+VIEW\\s+IF\\s+NOT\\s+EXISTS\\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\\s+AS\\s")
 	alterTableHead  = regexp.MustCompile("(?is)^ALTER\\s+TABLE\\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\\s")
 	// engineClause is a MergeTree-family engine with optional arguments.
-	engineClause = regexp.MustCompile(`(?is)\bENGINE\s*=\s*([A-Za-z]*MergeTree)\b\s*(\(([^()]*)\))?`)
+	engineClause = regexp.MustCompile(`(?is)\bENGINE\s*=\s*([A-Za-z]*MergeTree)\b(\s*\(([^()]*)\))?`)
 	orderByFirst = regexp.MustCompile(`(?is)\bORDER\s+BY\s+\(?\s*` + "`?" + `([A-Za-z_][A-Za-z0-9_]*)`)
 	accountCol   = regexp.MustCompile(`(?m)^\s*` + "`?" + `account_id` + "`?" + `\s+String\b`)
 	// tableRef is a table read by a view: FROM t or JOIN t (not a subquery,
