@@ -28,6 +28,7 @@
 #   CLUSTER_PORT_2  [19102]            node 2 native port   (http 19112, interserver 19122)
 #   CLUSTER_TLS_PORT [19141]           node 1 native TLS port
 #   CLUSTER_ZK_PORT [19181]            ZooKeeper client port
+#   CLUSTER_DDL_TIMEOUT [20]           seconds an ON CLUSTER statement waits for a host that is down
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -152,6 +153,12 @@ EOF
 <?xml version="1.0"?>
 <!-- Written by scripts/cluster.sh: user syncer with the password in $CLUSTER_DIR/password. -->
 <yandex>
+    <profiles>
+        <default>
+            <!-- an ON CLUSTER statement waits this long for a host that is down (default 180 s) -->
+            <distributed_ddl_task_timeout>${CLUSTER_DDL_TIMEOUT:-20}</distributed_ddl_task_timeout>
+        </default>
+    </profiles>
     <users>
         <syncer>
             <password>$(password)</password>
@@ -228,9 +235,9 @@ kill-node) node_arg "${2:-}" && cmd_kill_node "$2" ;;
 pid-node) node_arg "${2:-}" && { node_pid "$2" || exit 3; } ;;
 zk) shift && zk "$@" ;;
 env) cmd_env ;;
--h | --help | help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
-	sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac

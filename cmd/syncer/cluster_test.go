@@ -202,6 +202,7 @@ func TestIntegrationCluster(t *testing.T) {
 	c := startCluster(t)
 	t.Run("secure connections", func(t *testing.T) { clusterSecure(t, c) })
 	t.Run("migrate twice and at once", func(t *testing.T) { clusterMigrate(t, c) })
+	t.Run("migrate with a replica down", func(t *testing.T) { clusterMigrateReplicaDown(t, c) })
 	t.Run("lost acknowledgements", func(t *testing.T) { clusterAckLost(t, c) })
 	t.Run("replica killed mid-backfill", func(t *testing.T) { clusterReplicaKilled(t, c) })
 	t.Run("zookeeper stopped mid-sync", func(t *testing.T) { clusterZooKeeperStopped(t, c) })
@@ -238,6 +239,8 @@ func clusterSecure(t *testing.T, c *testCluster) {
 			[]string{`refused user "syncer"`, "CLICKHOUSE_PASSWORD"}},
 		{"unknown cluster", append(slices.Clone(base), "CLICKHOUSE_CLUSTER=prod"),
 			[]string{`"prod" is not in the server's remote_servers`, replicated}},
+		{"nothing listening", []string{"CLICKHOUSE_ADDR=127.0.0.1:19199"},
+			[]string{"nothing listens there", "native port"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := append(os.Environ(), tc.env...)
@@ -263,6 +266,12 @@ func clusterSecure(t *testing.T, c *testCluster) {
 			noCrash(t, tc.name, stderr)
 			t.Logf("observed: exit %d: %s", code, stderr)
 		})
+	}
+	// A replica path with a macro the servers lack: refused before any DDL.
+	missing := append(os.Environ(), "CLICKHOUSE_REPLICA_PATH=/clickhouse/tables/{region}/{shard}/{database}/{table}")
+	p := startBinEnv(t, c.bin, missing, "", "migrate")
+	if code := p.wait(t, time.Minute); code != 1 || !strings.Contains(p.stderr.String(), "lacks the macros {region}") {
+		t.Errorf("migrate with a missing macro: exit %d\n%s", code, p.stderr.String())
 	}
 	plain := c.open(t, clusterNode1, "default")
 	var n uint64
@@ -344,6 +353,48 @@ func clusterMigrate(t *testing.T, c *testCluster) {
 		if rows != uint64(len(migs)) || versions != uint64(len(migs)) {
 			t.Errorf("%s: schema_migrations shows %d rows for %d versions, want %d each", addr, rows, versions, len(migs))
 		}
+		if ok, err := db.SchemaCurrent(t.Context()); !ok || err != nil {
+			t.Errorf("%s: SchemaCurrent = %v, %v", addr, ok, err)
+		}
+	}
+}
+
+// clusterMigrateReplicaDown: with node 2 stopped, migrate fails clearly
+// after the servers' distributed_ddl_task_timeout (20 s in
+// scripts/cluster.sh); node 2, started again, runs the queued statements,
+// and the next migrate completes with every table on both replicas.
+func clusterMigrateReplicaDown(t *testing.T, c *testCluster) {
+	const database = "cluster_down"
+	c.env(t, database, replicated)
+	c.dropDatabase(t, database, replicated)
+	c.mustScript("stop-node", "2")
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			c.script("start-node", "2")
+		}
+	})
+	out, stderr, code := runBin(t, c.bin, "", "migrate")
+	if code == 0 {
+		t.Fatalf("migrate exited 0 with node 2 down:\n%s", out)
+	}
+	if !strings.Contains(stderr, "did not run the statement") || !strings.Contains(stderr, "syncer migrate` again") {
+		t.Errorf("the error does not say a host is missing and what to do:\n%s", tail(stderr, 2000))
+	}
+	t.Logf("observed: exit %d: %s", code, strings.TrimSpace(grepLines(stderr, "^syncer:")))
+	c.mustScript("start-node", "2")
+	restarted = true
+	node2 := c.open(t, clusterNode2, "default")
+	waitFor(t, 60*time.Second, "node 2 to run the queued CREATE DATABASE", func() bool {
+		var n uint64
+		return node2.QueryRow(t.Context(), "SELECT count() FROM system.databases WHERE name = ?", database).Scan(&n) == nil && n == 1
+	})
+	out, stderr, code = runBin(t, c.bin, "", "migrate")
+	if code != 0 {
+		t.Fatalf("migrate after node 2 came back: exit %d\n%s\n%s", code, out, tail(stderr, 2000))
+	}
+	for _, addr := range []string{clusterNode1, clusterNode2} {
+		db := c.open(t, addr, database)
 		if ok, err := db.SchemaCurrent(t.Context()); !ok || err != nil {
 			t.Errorf("%s: SchemaCurrent = %v, %v", addr, ok, err)
 		}
@@ -460,9 +511,9 @@ func clusterReplicaKilled(t *testing.T, c *testCluster) {
 
 // clusterZooKeeperStopped: ZooKeeper dies while a sync is loading; the
 // replicated tables turn readonly, the sync fails loudly (non-zero exit, the
-// readonly tables named) with no watermark past what is stored; once
-// ZooKeeper is back the next sync completes and both replicas equal the
-// truth.
+// readonly table named) with no watermark past what is stored; once
+// ZooKeeper is back the next sync closes the cut-off runs as interrupted,
+// completes, and both replicas equal the truth.
 func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 	const database = "cluster_zk"
 	const id, sid = "zk", "IRCLUSTERZK000000000000000000001"
@@ -471,16 +522,16 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 	spec.Campaigns, spec.Actions, spec.MediaPartners, spec.PromoCodes = 2, 1500, 3, 3
 	spec.History = 400 * day
 	f.addAccount(id, spec)
+	// every window takes a while, so that ZooKeeper dies midway
 	for _, r := range []string{"Actions", "ActionUpdates"} {
 		f.sim.InjectFaults(sid, impactsim.Fault{Kind: impactsim.FaultSlow, Delay: 100 * time.Millisecond, Times: 1000, Match: r})
 	}
-	from := f.sim.Clock().Now().Add(-401 * day).Format("2006-01-02")
 	before := runIDs(t, nodes[0], id)
-	bf := startBin(t, c.bin, "", "backfill", "--account", id, "--from", from)
-	waitFor(t, 60*time.Second, "the backfill to commit a few windows", func() bool {
+	sy := startBin(t, c.bin, "", "sync")
+	waitFor(t, 60*time.Second, "the sync to commit a few windows", func() bool {
 		n := 0
 		for _, w := range readWatermarks(t, nodes[0], id) {
-			if strings.HasPrefix(w.scan, "backfill:") {
+			if w.entity == syncer.Actions || w.entity == syncer.ActionUpdates {
 				n++
 			}
 		}
@@ -488,19 +539,19 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 	})
 	c.mustScript("zk", "kill")
 	t.Logf("ZooKeeper killed")
-	code := bf.wait(t, 3*time.Minute)
-	stderr := bf.stderr.String()
+	code := sy.wait(t, 3*time.Minute)
+	stderr, report := sy.stderr.String(), sy.stdout.String()
 	if code == 0 {
-		t.Fatalf("the backfill exited 0 although ZooKeeper died under it\n%s", tail(stderr, 3000))
+		t.Fatalf("the sync exited 0 although ZooKeeper died under it\n%s\n%s", report, tail(stderr, 3000))
 	}
-	noCrash(t, "backfill without ZooKeeper", stderr)
+	noCrash(t, "sync without ZooKeeper", stderr)
+	if !strings.Contains(report, "Table is in readonly mode") || !strings.Contains(report, "insert into ") || !strings.Contains(report, "failed") {
+		t.Errorf("the sync's report does not name the readonly table:\n%s", report)
+	}
 	last := stderr[strings.LastIndex(strings.TrimRight(stderr, "\n"), "\n")+1:]
-	if !strings.Contains(stderr, "readonly") && !strings.Contains(strings.ToLower(stderr), "zookeeper") {
-		t.Errorf("the error does not say the tables are readonly or ZooKeeper is gone:\n%s", tail(stderr, 3000))
-	}
-	t.Logf("observed: exit %d; %s\n%s", code, strings.TrimSpace(last), bf.stdout.String())
-	f.scanSecrets(stderr, "the backfill's stderr")
-	// nothing half-committed: no watermark past what both replicas hold
+	t.Logf("observed: exit %d; %s\n%s", code, strings.TrimSpace(last), report)
+	f.scanSecrets(stderr+report, "the sync's output")
+	// nothing half-committed: no watermark past what either replica holds
 	for _, db := range nodes {
 		checkWatermarks(t, db, f.counts, id, f.sim.Truth(sid))
 	}
@@ -517,9 +568,9 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 		return true
 	})
 	f.sim.ClearFaults(sid)
-	out, stderr, code := runBin(t, c.bin, "", "backfill", "--account", id, "--from", from)
+	out, stderr, code := runBin(t, c.bin, "", "sync")
 	if code != 0 {
-		t.Fatalf("the backfill after ZooKeeper came back exited %d:\n%s\n%s", code, out, tail(grepLines(stderr, `"level":"(warn|error)"|syncer:`), 3000))
+		t.Fatalf("the sync after ZooKeeper came back exited %d:\n%s\n%s", code, out, tail(grepLines(stderr, `"level":"(warn|error)"|syncer:`), 3000))
 	}
 	runs := newRuns(t, nodes[0], id, before)
 	t.Logf("sync_runs: %s", runSummary(runs))
@@ -530,10 +581,13 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 		}
 	}
 	if cut == 0 {
-		t.Errorf("sync_runs records no failed or interrupted run for the backfill ZooKeeper's death cut off")
+		t.Errorf("sync_runs records no failed or interrupted run for the sync ZooKeeper's death cut off")
 	}
 	requireNoRunning(t, nodes[0], id)
-	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.Actions, syncer.ActionUpdates)
+	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.AllEntities...)
+	for _, db := range nodes {
+		checkWatermarks(t, db, f.counts, id, f.sim.Truth(sid))
+	}
 	f.counts.scenarios.Add(1)
 }
 

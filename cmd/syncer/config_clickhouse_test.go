@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -84,4 +85,30 @@ func TestConfigClickHouseConnection(t *testing.T) {
 			t.Errorf("the error shows a password: %v", err)
 		}
 	})
+}
+
+// Every CLICKHOUSE_ variable of Config is in config.example.env and in the
+// README's configuration table.
+func TestConfigClickHouseVariablesDocumented(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(Config{})
+	for i := 0; i < typ.NumField(); i++ {
+		name := typ.Field(i).Tag.Get("envconfig")
+		if !strings.HasPrefix(name, "CLICKHOUSE_") {
+			continue
+		}
+		if !strings.Contains(string(example), "\n"+name+"=") {
+			t.Errorf("config.example.env lacks %s", name)
+		}
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("the README's configuration table lacks %s", name)
+		}
+	}
 }

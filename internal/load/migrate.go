@@ -123,7 +123,7 @@ func (d *DB) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 	}
 	for _, q := range stmts {
 		if err := d.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("create schema_migrations: %w", err)
+			return nil, fmt.Errorf("create schema_migrations: %w", d.explainDDL(err))
 		}
 	}
 	done, err := d.appliedMigrations(ctx)
@@ -159,7 +159,7 @@ func (d *DB) createDatabase(ctx context.Context) error {
 		return err
 	}
 	if err := boot.Exec(ctx, d.layout.createDatabase()); err != nil {
-		return fmt.Errorf("create database %s: %w", d.opts.Database, describe(err))
+		return fmt.Errorf("create database %s: %w", d.opts.Database, d.explainDDL(describe(err)))
 	}
 	return nil
 }
@@ -204,7 +204,7 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 				code, _ := exceptionCode(err)
 				duplicate := code == codeDuplicateColumn || strings.Contains(err.Error(), "Code: 15,")
 				if !(duplicate && addColumn.MatchString(m.SQL)) {
-					return fmt.Errorf("migration %s: %w", m.Name, err)
+					return fmt.Errorf("migration %s: %w", m.Name, d.explainDDL(err))
 				}
 				// Another migrator added the column first.
 			}
@@ -219,6 +219,17 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 	}
 	d.log.Debug("migration applied", zap.String("migration", m.Name), zap.Bool("skipped_existing_column", skip))
 	return nil
+}
+
+// explainDDL says what an ON CLUSTER statement that timed out means: a host
+// of the cluster did not run it in time (down, or behind); the server keeps
+// it queued for that host.
+func (d *DB) explainDDL(err error) error {
+	if code, _ := exceptionCode(err); d.layout.Cluster == "" || code != codeTimeoutExceeded {
+		return err
+	}
+	return fmt.Errorf("a host of cluster %s did not run the statement within the server's distributed_ddl_task_timeout "+
+		"(is one down?); it stays queued and runs when the host is back: run `syncer migrate` again then: %w", d.layout.Cluster, err)
 }
 
 // checkMacros makes sure, on a cluster, that the server defines every macro
