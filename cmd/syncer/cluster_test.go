@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,14 @@ func startCluster(t *testing.T) *testCluster {
 		t.Skip("starts ZooKeeper, two ClickHouse servers and the syncer binary")
 	}
 	c := &testCluster{t: t, dir: t.TempDir()}
+	// scripts/clickhouse.sh would take a server already on these ports for
+	// its own: a cluster left running (make cluster) must be stopped first.
+	for _, addr := range []string{clusterNode1, clusterNode2, clusterTLS, "127.0.0.1:19181"} {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			t.Fatalf("something already listens on %s (a cluster left running? stop it: scripts/cluster.sh stop)", addr)
+		}
+	}
 	start := time.Now()
 	if out, err := c.script("start"); err != nil {
 		c.script("stop")
