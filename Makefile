@@ -35,7 +35,7 @@ test-faults: clickhouse ## the fault-injection suite alone (docs/reliability.md)
 	rm -f $$log; exit $$status
 
 test-cluster: clickhouse ## the cluster suite alone (docs/deployment.md): ZooKeeper + two ClickHouse servers (TLS on one) from scripts/cluster.sh
-	$(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationCluster|TestRender|TestConfigClickHouse' -v ./cmd/syncer ./internal/load 2>&1 | scripts/testsummary.sh
+	$(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationCluster|TestRender|TestExplainConnect|TestConfigClickHouse' -v ./cmd/syncer ./internal/load 2>&1 | scripts/testsummary.sh
 
 cluster: ## start the local cluster of scripts/cluster.sh (ZooKeeper, two ClickHouse servers on 19101/19102, TLS on 19141) and print its variables
 	scripts/cluster.sh start

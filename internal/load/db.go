@@ -216,10 +216,6 @@ func (d *DB) insertContext(ctx context.Context) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }
 
-// Cluster is the cluster the schema lives on ("" for a single node) and its
-// number of shards.
-func (d *DB) Cluster() (name string, shards int) { return d.layout.Cluster, d.layout.Shards }
-
 // Conn is the underlying clickhouse-go connection, for tests and ad hoc
 // reads. Writes go through the stores.
 func (d *DB) Conn() driver.Conn { return d.conn }

@@ -144,7 +144,8 @@ func (d *DB) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 		applied = append(applied, m.Name)
 	}
 	if len(applied) > 0 {
-		d.log.Info("schema migrated", zap.String("database", d.opts.Database), zap.Strings("applied", applied))
+		d.log.Info("schema migrated", zap.String("database", d.opts.Database), zap.String("cluster", d.layout.Cluster),
+			zap.Int("shards", d.layout.Shards), zap.Strings("applied", applied))
 	}
 	return applied, nil
 }
