@@ -28,7 +28,7 @@
 #   CLUSTER_PORT_2  [19102]            node 2 native port   (http 19112, interserver 19122)
 #   CLUSTER_TLS_PORT [19141]           node 1 native TLS port
 #   CLUSTER_ZK_PORT [19181]            ZooKeeper client port
-#   CLUSTER_DDL_TIMEOUT [20]           seconds an ON CLUSTER statement waits for a host that is down
+#   CLUSTER_DDL_TIMEOUT [10]           seconds an ON CLUSTER statement waits for a host that is down
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -156,7 +156,7 @@ EOF
     <profiles>
         <default>
             <!-- an ON CLUSTER statement waits this long for a host that is down (default 180 s) -->
-            <distributed_ddl_task_timeout>${CLUSTER_DDL_TIMEOUT:-20}</distributed_ddl_task_timeout>
+            <distributed_ddl_task_timeout>${CLUSTER_DDL_TIMEOUT:-10}</distributed_ddl_task_timeout>
         </default>
     </profiles>
     <users>
