@@ -307,15 +307,19 @@ func clusterSecure(t *testing.T, c *testCluster) {
 	f.counts.scenarios.Add(7)
 }
 
-// clusterMigrate: migrate on the cluster twice, and from two processes at
-// once; every table exists on both replicas and each step is recorded once.
+// clusterMigrate: migrate on the cluster from two processes at once, one
+// through each node, then again; every table exists on both replicas and
+// each step is recorded once.
 func clusterMigrate(t *testing.T, c *testCluster) {
 	const database = "cluster_migrate"
 	c.env(t, database, replicated)
 	c.dropDatabase(t, database, replicated)
-	env := os.Environ()
+	// two hosts: one migrator talks to node 1, the other to node 2
 	var wg sync.WaitGroup
-	procs := []*proc{startBinEnv(t, c.bin, env, "", "migrate"), startBinEnv(t, c.bin, env, "", "migrate")}
+	procs := []*proc{
+		startBinEnv(t, c.bin, append(os.Environ(), "CLICKHOUSE_ADDR="+clusterNode1), "", "migrate"),
+		startBinEnv(t, c.bin, append(os.Environ(), "CLICKHOUSE_ADDR="+clusterNode2), "", "migrate"),
+	}
 	for _, p := range procs {
 		wg.Add(1)
 		go func() { defer wg.Done(); <-p.done }()
@@ -485,7 +489,8 @@ func duplicatedBlocks(t *testing.T, db *load.DB) uint64 {
 
 // clusterReplicaKilled: replica 1 is killed (SIGKILL) while a backfill whose
 // CLICKHOUSE_ADDR lists both replicas is loading; the backfill completes
-// through replica 2; replica 1, started again, catches up.
+// through replica 2, and so does a sync started while replica 1 is down;
+// replica 1, started again, catches up.
 func clusterReplicaKilled(t *testing.T, c *testCluster) {
 	const database = "cluster_kill"
 	const id, sid = "killed", "IRCLUSTERKILL0000000000000000001"
@@ -522,10 +527,15 @@ func clusterReplicaKilled(t *testing.T, c *testCluster) {
 	t.Logf("observed: the backfill exited 0 through replica 2: %s", runSummary(runs))
 	compareTruth(t, nodes[1], f.counts, id, f.sim.Truth(sid), syncer.Actions, syncer.ActionUpdates)
 
+	// A run that starts while replica 1 is down works through replica 2.
+	f.sim.ClearFaults(sid)
+	if out, stderr, code := runBin(t, c.bin, "", "sync", "--account", id); code != 0 {
+		t.Fatalf("a sync started with replica 1 down exited %d:\n%s\n%s", code, out, tail(stderr, 3000))
+	}
+
 	c.mustScript("start-node", "1")
 	waitFor(t, 60*time.Second, "replica 1 answering again", func() bool { return nodes[0].Ping(t.Context()) == nil })
-	f.sim.ClearFaults(sid)
-	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.Actions, syncer.ActionUpdates)
+	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.AllEntities...)
 	checkWatermarks(t, nodes[0], f.counts, id, f.sim.Truth(sid))
 	requireNoRunning(t, nodes[0], id)
 	f.counts.scenarios.Add(1)
