@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -98,6 +99,9 @@ func explainConnect(err error, opts Options) error {
 		msg = plaintextHint
 	case opts.Secure && strings.Contains(err.Error(), "EOF"):
 		msg = "the server closed the connection during the TLS handshake: check that CLICKHOUSE_ADDR is its secure native port (9440 on most servers)"
+	}
+	if msg == "" && !opts.Secure && slices.ContainsFunc(opts.Addrs, func(a string) bool { return strings.HasSuffix(a, ":9440") }) {
+		msg = plaintextHint // 9440 is the secure native port by convention
 	}
 	if msg == "" {
 		var ne net.Error

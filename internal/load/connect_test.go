@@ -34,6 +34,7 @@ func TestExplainConnect(t *testing.T) {
 		{"wrong password 18.16", &clickhouse.Exception{Code: 193, Message: "Wrong password for user syncer"}, opts, `refused user "syncer"`},
 		{"authentication failed", &clickhouse.Exception{Code: 516, Message: "syncer: Authentication failed"}, opts, "CLICKHOUSE_PASSWORD_FILE"},
 		{"refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, plain, "nothing listens there"},
+		{"plaintext to 9440, anything", errors.New("handshake: unexpected packet [3] from server"), Options{User: "default", Addrs: []string{"x.clickhouse.cloud:9440"}}, "CLICKHOUSE_SECURE=true"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := explainConnect(tc.err, tc.opts)
