@@ -8,6 +8,9 @@
 #   syncer_replicated   1 shard  x 2 replicas (node 1 and node 2 hold the same data)
 #   syncer_sharded      2 shards x 1 replica  (node 1 is shard 1, node 2 is shard 2)
 #
+# Whatever is missing (zookeeper and a Java runtime, clickhouse-server and
+# clickhouse-client, openssl) is installed with apt-get first.
+#
 # Node 1 also serves the native protocol over TLS, with a certificate signed by
 # a CA this script makes with openssl (ca.pem; the certificate names localhost,
 # 127.0.0.1 and ch1.cluster.test). Both nodes know a user `syncer` whose
@@ -43,6 +46,26 @@ IS1=$((P1 + 20)) IS2=$((P2 + 20))
 say() { printf 'cluster: %s\n' "$*"; }
 die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }
 
+as_root() {
+	if [[ $(id -u) -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root (or sudo) to run: $*"
+	fi
+}
+
+# need_openssl installs openssl with apt-get if missing (it makes the CA and certificates).
+need_openssl() {
+	command -v openssl >/dev/null 2>&1 && return 0
+	command -v apt-get >/dev/null 2>&1 || die "openssl is missing and apt-get is not available; install openssl yourself"
+	say "installing openssl with apt-get"
+	as_root apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y openssl
+	command -v openssl >/dev/null 2>&1 || die "apt-get finished but openssl is still missing"
+}
+
 port_of() { if [[ $1 == 1 ]]; then echo "$P1"; else echo "$P2"; fi; }
 http_of() { if [[ $1 == 1 ]]; then echo "$HTTP1"; else echo "$HTTP2"; fi; }
 is_of() { if [[ $1 == 1 ]]; then echo "$IS1"; else echo "$IS2"; fi; }
@@ -58,7 +81,7 @@ node() {
 make_certs() {
 	local d=$CLUSTER_DIR/tls
 	[[ -f $d/server.pem && -f $d/ca.pem && -f $d/dhparam.pem ]] && return 0
-	command -v openssl >/dev/null 2>&1 || die "openssl is missing (apt-get install openssl)"
+	need_openssl
 	mkdir -p "$d"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=impact-syncer test CA' \
 		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
@@ -179,7 +202,7 @@ start_node() {
 }
 
 cmd_start() {
-	command -v openssl >/dev/null 2>&1 || die "openssl is missing (apt-get install openssl)"
+	need_openssl
 	mkdir -p "$CLUSTER_DIR"
 	make_certs
 	zk start
@@ -235,9 +258,9 @@ kill-node) node_arg "${2:-}" && cmd_kill_node "$2" ;;
 pid-node) node_arg "${2:-}" && { node_pid "$2" || exit 3; } ;;
 zk) shift && zk "$@" ;;
 env) cmd_env ;;
--h | --help | help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
-	sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
