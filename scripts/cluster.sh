@@ -258,9 +258,9 @@ kill-node) node_arg "${2:-}" && cmd_kill_node "$2" ;;
 pid-node) node_arg "${2:-}" && { node_pid "$2" || exit 3; } ;;
 zk) shift && zk "$@" ;;
 env) cmd_env ;;
--h | --help | help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
-	sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
