@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CURDIR)/bin/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: help build test test-unit test-faults fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
+.PHONY: help build test test-unit test-faults test-cluster cluster cluster-stop fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,16 @@ test-faults: clickhouse ## the fault-injection suite alone (docs/reliability.md)
 	awk '/fault counts:/ { sub(/.*fault counts: /, ""); s += $$1; k += $$3; r += $$6; w += $$9 } \
 	  END { printf "fault suite totals: %d scenarios, %d kill points, %d rows compared, %d watermarks checked\n", s, k, r, w }' $$log; \
 	rm -f $$log; exit $$status
+
+test-cluster: clickhouse ## the cluster suite alone (docs/deployment.md): ZooKeeper + two ClickHouse servers (TLS on one) from scripts/cluster.sh
+	$(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationCluster|TestRender|TestExplainConnect|TestConfigClickHouse' -v ./cmd/syncer ./internal/load 2>&1 | scripts/testsummary.sh
+
+cluster: ## start the local cluster of scripts/cluster.sh (ZooKeeper, two ClickHouse servers on 19101/19102, TLS on 19141) and print its variables
+	scripts/cluster.sh start
+	@scripts/cluster.sh env
+
+cluster-stop: ## stop the local cluster
+	scripts/cluster.sh stop
 
 test-unit: ## tests that need no ClickHouse (integration tests skip)
 	CLICKHOUSE_ADDR=127.0.0.1:1 $(GO) test -count=1 ./...

@@ -69,6 +69,8 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	db, err := load.Open(ctx, load.Options{
 		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),
+		Secure: cfg.ClickHouseSecure, CAFile: cfg.ClickHouseCAFile, ServerName: cfg.ClickHouseTLSServerName,
+		Cluster: cfg.ClickHouseCluster, ReplicaPath: cfg.ClickHouseReplicaPath,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.ClickHouseAddr, err)

@@ -27,10 +27,16 @@ import (
 // field has an env tag (name and default, for envconfig) and a desc tag (what
 // `syncer config` and the start-up log show).
 type Config struct {
-	ClickHouseAddr     string        `env:"CLICKHOUSE_ADDR, default=127.0.0.1:9000" desc:"native-protocol host:port (comma-separated for several)"`
-	ClickHouseDatabase string        `env:"CLICKHOUSE_DATABASE, default=impact" desc:"database holding every table"`
-	ClickHouseUser     string        `env:"CLICKHOUSE_USER, default=default" desc:"ClickHouse user"`
-	ClickHousePassword syncer.Secret `env:"CLICKHOUSE_PASSWORD" desc:"ClickHouse password"`
+	ClickHouseAddr          string        `env:"CLICKHOUSE_ADDR, default=127.0.0.1:9000" desc:"native-protocol host:port (comma-separated for several)"`
+	ClickHouseDatabase      string        `env:"CLICKHOUSE_DATABASE, default=impact" desc:"database holding every table"`
+	ClickHouseUser          string        `env:"CLICKHOUSE_USER, default=default" desc:"ClickHouse user"`
+	ClickHousePassword      syncer.Secret `env:"CLICKHOUSE_PASSWORD" desc:"ClickHouse password"`
+	ClickHousePasswordFile  string        `env:"CLICKHOUSE_PASSWORD_FILE" desc:"file holding the password (Docker/Kubernetes secrets); not with CLICKHOUSE_PASSWORD"`
+	ClickHouseSecure        bool          `env:"CLICKHOUSE_SECURE, default=false" desc:"TLS on the native protocol (ClickHouse Cloud; port 9440)"`
+	ClickHouseCAFile        string        `env:"CLICKHOUSE_CA_FILE" desc:"PEM bundle to verify the server (system roots when empty)"`
+	ClickHouseTLSServerName string        `env:"CLICKHOUSE_TLS_SERVER_NAME" desc:"name to verify when it differs from the address"`
+	ClickHouseCluster       string        `env:"CLICKHOUSE_CLUSTER" desc:"cluster name from the server's remote_servers; empty for a single node"`
+	ClickHouseReplicaPath   string        `env:"CLICKHOUSE_REPLICA_PATH, default=/clickhouse/tables/{shard}/{database}/{table}" desc:"ZooKeeper path of each replicated table (with CLICKHOUSE_CLUSTER)"`
 
 	ImpactAPIURL     string `env:"IMPACT_API_URL, default=https://api.impact.com" desc:"base URL of the impact.com REST API"`
 	IRVersionBrand   string `env:"IMPACT_IR_VERSION_BRAND, default=14" desc:"API version pinned per brand request (IR-Version)"`
@@ -91,6 +97,16 @@ func loadConfig(lookup envLookup) (Config, error) {
 	var c Config
 	if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &c, Lookuper: read}); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
+	}
+	if c.ClickHousePasswordFile != "" {
+		if c.ClickHousePassword != "" {
+			errs = append(errs, errors.New("CLICKHOUSE_PASSWORD and CLICKHOUSE_PASSWORD_FILE are both set: keep one"))
+		} else if b, err := os.ReadFile(c.ClickHousePasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("CLICKHOUSE_PASSWORD_FILE: %w", err))
+		} else {
+			// A secret file usually ends with a newline; the password does not.
+			c.ClickHousePassword = syncer.Secret(strings.TrimRight(string(b), "\r\n"))
+		}
 	}
 	if c.OAuthClientSecret == "" && c.OAuthClientSecretFile != "" {
 		b, err := os.ReadFile(c.OAuthClientSecretFile)
@@ -188,6 +204,24 @@ func (c Config) problems() []error {
 		if !strings.Contains(a, ":") {
 			bad("CLICKHOUSE_ADDR %q: want host:port", a)
 		}
+	}
+	if c.ClickHouseCAFile != "" || c.ClickHouseTLSServerName != "" {
+		if !c.ClickHouseSecure {
+			bad("CLICKHOUSE_CA_FILE and CLICKHOUSE_TLS_SERVER_NAME need CLICKHOUSE_SECURE=true")
+		}
+	}
+	if c.ClickHouseCAFile != "" {
+		if b, err := os.ReadFile(c.ClickHouseCAFile); err != nil {
+			bad("CLICKHOUSE_CA_FILE: %v", err)
+		} else if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+			bad("CLICKHOUSE_CA_FILE %s: want a PEM bundle of CA certificates", c.ClickHouseCAFile)
+		}
+	}
+	if c.ClickHouseCluster != "" && strings.ContainsAny(c.ClickHouseCluster, " `'\"") {
+		bad("CLICKHOUSE_CLUSTER %q: want a cluster name from the server's remote_servers", c.ClickHouseCluster)
+	}
+	if !strings.Contains(c.ClickHouseReplicaPath, "{table}") || !strings.HasPrefix(c.ClickHouseReplicaPath, "/") {
+		bad("CLICKHOUSE_REPLICA_PATH %q: want a ZooKeeper path starting with / that holds {table} (and usually {shard} and {database})", c.ClickHouseReplicaPath)
 	}
 	if c.ClickHouseDatabase == "" || strings.ContainsAny(c.ClickHouseDatabase, " `.;'\"") {
 		bad("CLICKHOUSE_DATABASE %q: want a plain identifier", c.ClickHouseDatabase)
