@@ -85,7 +85,7 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	for _, pl := range plans {
 		nscans += len(pl.scans)
 	}
-	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans)
+	ld := newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans, p.owned)
 	var decodeErrs []error
 	for _, pl := range plans {
 		for _, sc := range pl.scans {
@@ -240,6 +240,9 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 		}
 		if !haveUntil && !haveUpdated {
 			until, haveUntil = now, true
+			if err := p.owned(); err != nil {
+				return -1, err
+			}
 			if err := p.s.State.SetWatermark(ctx, key(name+"_until"), until); err != nil {
 				return -1, err
 			}
@@ -385,8 +388,8 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, 
 	var decodeErrs []error
 	commit := true
 	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
-		if p.req.stopping() {
-			return decodeErrs, ErrStopped
+		if err := p.stopped(); err != nil {
+			return decodeErrs, err
 		}
 		q := Query{Entity: e, CampaignID: campaign, Filter: sc.Filter, Window: w}
 		bad := 0
