@@ -13,7 +13,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/worker"
 )
+
+// newWorker builds the scheduler and fan-out over svc; schedules may be nil
+// (syncer sync uses RunOnce only).
+func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule) (*worker.Worker, error) {
+	cfg := worker.Config{
+		Syncer: svc, Accounts: a.accounts, Runs: a.runs, Logger: a.log, NewRunID: newRunID,
+		Schedules: schedules, Concurrency: a.cfg.Concurrency, StartSpread: a.cfg.StartSpread,
+	}
+	if m := a.metrics; m != nil {
+		cfg.OnAccounts = m.accountStatuses
+		cfg.OnSkipped = func(acct syncer.Account) { m.skipped.WithLabelValues(string(acct.Status)).Inc() }
+		cfg.OnResult = m.result
+	}
+	return worker.New(cfg)
+}
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", `The long-lived worker: applies pending migrations, then syncs every active
@@ -38,12 +54,14 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 	}
 	a.metrics = newMetrics()
 
-	// The passes run on hard, which outlives ctx (the signal) by up to the
-	// shutdown timeout so that running windows can finish and commit.
+	// Background work (idle OAuth refreshes) runs on hard, which outlives
+	// ctx (the signal) until the worker has stopped.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	w := newWorker(hard, a, a.metrics, a.cfg.Concurrency, a.cfg.StartSpread)
-	sched, err := w.schedule(a.cfg.ScheduleActions, a.cfg.ScheduleCatalog)
+	w, err := a.newWorker(a.syncer(holderName("syncer run")), []worker.Schedule{
+		{Name: "SYNCER_SCHEDULE_ACTIONS", Spec: a.cfg.ScheduleActions, Entities: syncer.ActivityEntities},
+		{Name: "SYNCER_SCHEDULE_CATALOG", Spec: a.cfg.ScheduleCatalog, Entities: syncer.CatalogEntities},
+	})
 	if err != nil {
 		return err
 	}
@@ -59,16 +77,24 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 		}
 	}()
 	a.log.Info("worker ready", zap.String("http_addr", ln.Addr().String()))
-	sched.Start()
+	if err := w.Start(hard); err != nil {
+		return err
+	}
 	if a.oauthIdle != nil {
 		go a.oauthIdle(hard)
 	}
 
 	<-ctx.Done()
 	a.log.Info("shutdown requested: no new syncs; waiting for running ones to commit", zap.Duration("timeout", a.cfg.ShutdownTimeout))
-	stopCron := sched.Stop()
-	graceful := w.shutdown(a.cfg.ShutdownTimeout, cancelHard)
-	<-stopCron.Done()
+	graceful := true
+	soft, cancelSoft := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancelSoft()
+	if err := w.Stop(soft); err != nil {
+		a.log.Warn("shutdown timeout reached; cancelling the passes still running")
+		graceful = false
+		_ = w.StopAndCancel(context.Background())
+	}
+	cancelHard()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)

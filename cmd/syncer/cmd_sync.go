@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -50,8 +49,11 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
 	}
-	svc := a.syncer(holderName("syncer sync"))
-	results := syncAll(ctx, svc, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental}, a.cfg.Concurrency)
+	w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil)
+	if err != nil {
+		return err
+	}
+	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
 	return report(stdout, results)
 }
 
@@ -76,25 +78,6 @@ func (a *app) selectAccounts(ctx context.Context, id string) (active, skipped []
 		}
 	}
 	return active, skipped, nil
-}
-
-// syncAll runs one pass per account, at most concurrency at a time. One
-// account's failure never stops another's.
-func syncAll(ctx context.Context, svc *syncer.Syncer, accts []syncer.Account, req syncer.Request, concurrency int) []syncer.AccountResult {
-	results := make([]syncer.AccountResult, len(accts))
-	sem := make(chan struct{}, max(concurrency, 1))
-	var wg sync.WaitGroup
-	for i, acct := range accts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i] = svc.SyncAccount(ctx, acct, req)
-		}()
-	}
-	wg.Wait()
-	return results
 }
 
 // report prints one line per entity run and returns an error if anything
