@@ -176,7 +176,7 @@ func TestKeeper(t *testing.T) {
 		if _, err := a.Lock(t.Context(), "other", "worker a"); !errors.Is(err, ErrNoSession) {
 			t.Errorf("lock without a session: %v", err)
 		}
-		l.Unlock() // cannot reach the ensemble: retried once the session is back
+		l.Unlock()                  // cannot reach the ensemble: retried once the session is back
 		time.Sleep(4 * time.Second) // past the session timeout
 		zk.Restart()
 		b := connect(t, zk, sub, "b", 3*time.Second)
