@@ -19,6 +19,7 @@ import (
 
 	"github.com/impact-syncer/impact-syncer/internal/auth"
 	"github.com/impact-syncer/impact-syncer/internal/extract"
+	"github.com/impact-syncer/impact-syncer/internal/keeper"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
@@ -32,6 +33,8 @@ type app struct {
 	runs     *load.RunStore
 	state    *load.StateStore
 	leases   *load.LeaseStore
+	keeper   *keeper.Keeper       // nil without SYNCER_KEEPER_ADDR (see openKeeper)
+	solo     *soloLease           // the single-worker lease of `syncer run` without a keeper
 	keyring  *auth.Keyring        // nil when SYNCER_ENCRYPTION_KEY is unset
 	oauth    auth.OAuthTransports // nil when OAuth is not configured
 	metrics  *metrics             // nil outside the worker
@@ -95,6 +98,9 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 }
 
 func (a *app) close() {
+	if a.keeper != nil {
+		a.keeper.Close()
+	}
 	a.db.Close()
 	_ = a.log.Sync()
 }
@@ -168,8 +174,14 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
-// locker is the account lock every pass takes: the ClickHouse lease.
-func (a *app) locker() syncer.Locker { return a.leases }
+// locker is the account lock every pass takes: the ZooKeeper lock recipe
+// with a keeper, else the ClickHouse lease.
+func (a *app) locker() syncer.Locker {
+	if a.keeper != nil {
+		return a.keeper
+	}
+	return a.leases
+}
 
 // holderName names this process in leases.
 func holderName(role string) string {

@@ -18,10 +18,12 @@ import (
 
 // newWorker builds the scheduler and fan-out over svc; schedules may be nil
 // (syncer sync uses RunOnce only).
-func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule) (*worker.Worker, error) {
+// share, when set, picks this worker's accounts on each tick.
+func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule,
+	share func(context.Context, []syncer.Account) ([]syncer.Account, error)) (*worker.Worker, error) {
 	cfg := worker.Config{
 		Syncer: svc, Accounts: a.accounts, Runs: a.runs, Logger: a.log, NewRunID: newRunID,
-		Schedules: schedules, Concurrency: a.cfg.Concurrency, StartSpread: a.cfg.StartSpread,
+		Schedules: schedules, Concurrency: a.cfg.Concurrency, StartSpread: a.cfg.StartSpread, Share: share,
 	}
 	if m := a.metrics; m != nil {
 		cfg.OnAccounts = m.accountStatuses
@@ -53,15 +55,35 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 		a.log.Info("applied migrations", zap.Strings("migrations", applied))
 	}
 	a.metrics = newMetrics()
+	holder := holderName("syncer run")
+	var share func(context.Context, []syncer.Account) ([]syncer.Account, error)
+	if err := a.openKeeper(ctx, "syncer run"); err != nil {
+		return err
+	}
+	if a.keeper != nil {
+		share = a.fleetShare(a.metrics.addFleet(a.keeper))
+		if err := a.keeper.Join(); err != nil {
+			a.log.Warn("not a fleet member yet; retried every tick", zap.Error(err))
+		}
+		a.log.Info("fleet member", zap.String("member", a.keeper.Name()), zap.String("keeper_root", a.cfg.keeperRoot()))
+	} else {
+		// One worker per database without a keeper: a second is refused.
+		a.solo = &soloLease{leases: a.leases, holder: holder, log: a.log}
+		if err := a.solo.take(ctx); err != nil {
+			return fmt.Errorf("refusing to start: %w", err)
+		}
+		defer a.solo.release()
+		share = a.solo.Share
+	}
 
 	// Background work (idle OAuth refreshes) runs on hard, which outlives
 	// ctx (the signal) until the worker has stopped.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	w, err := a.newWorker(a.syncer(holderName("syncer run")), []worker.Schedule{
+	w, err := a.newWorker(a.syncer(holder), []worker.Schedule{
 		{Name: "SYNCER_SCHEDULE_ACTIONS", Spec: a.cfg.ScheduleActions, Entities: syncer.ActivityEntities},
 		{Name: "SYNCER_SCHEDULE_CATALOG", Spec: a.cfg.ScheduleCatalog, Entities: syncer.CatalogEntities},
-	})
+	}, share)
 	if err != nil {
 		return err
 	}
@@ -86,6 +108,11 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 
 	<-ctx.Done()
 	a.log.Info("shutdown requested: no new syncs; waiting for running ones to commit", zap.Duration("timeout", a.cfg.ShutdownTimeout))
+	if a.keeper != nil {
+		// The others take this worker's accounts at their next tick; its
+		// locks go when its passes end (and with the session, at exit).
+		a.keeper.Leave()
+	}
 	graceful := true
 	soft, cancelSoft := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancelSoft()
@@ -113,6 +140,10 @@ func (a *app) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if why := a.fleetNotReady(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		if err := a.db.Ping(ctx); err != nil {

@@ -49,7 +49,10 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
 	}
-	w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil)
+	if err := a.openKeeper(ctx, "syncer sync"); err != nil {
+		return err
+	}
+	w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -172,6 +175,9 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	}
 	if !acct.Active() {
 		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
+	}
+	if err := a.openKeeper(ctx, "syncer backfill"); err != nil {
+		return err
 	}
 	svc := a.syncer(holderName("syncer backfill"))
 	svc.Progress = progressPrinter(stderr, a.log)

@@ -52,6 +52,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SYNCER_SHUTDOWN_TIMEOUT" default:"30s"`
 	StartSpread     time.Duration `envconfig:"SYNCER_START_SPREAD" default:"60s"`
 
+	// A fleet of workers: ZooKeeper or ClickHouse Keeper (empty: one worker).
+	KeeperAddr           string        `envconfig:"SYNCER_KEEPER_ADDR"`
+	KeeperRoot           string        `envconfig:"SYNCER_KEEPER_ROOT"` // default /impact-syncer/<CLICKHOUSE_DATABASE>
+	KeeperSessionTimeout time.Duration `envconfig:"SYNCER_KEEPER_SESSION_TIMEOUT" default:"15s"`
+
 	Overlap          time.Duration `envconfig:"SYNCER_OVERLAP" default:"24h"`
 	ClearingLookback time.Duration `envconfig:"SYNCER_CLEARING_LOOKBACK" default:"2160h"`
 	ClearingInterval time.Duration `envconfig:"SYNCER_CLEARING_INTERVAL" default:"6h"`
@@ -171,6 +176,7 @@ func (c Config) problems() []error {
 	if c.StartSpread < 0 {
 		bad("SYNCER_START_SPREAD %s: want zero or a positive duration", c.StartSpread)
 	}
+	errs = append(errs, c.keeperProblems()...)
 	if c.BatchSize < 1 {
 		bad("SYNCER_BATCH_SIZE %d: want at least 1", c.BatchSize)
 	}
@@ -214,5 +220,7 @@ func (c Config) fields() []zap.Field {
 		zap.String("schedule_actions", c.ScheduleActions), zap.String("schedule_catalog", c.ScheduleCatalog),
 		zap.Int("concurrency", c.Concurrency), zap.String("http_addr", c.HTTPAddr),
 		zap.Duration("shutdown_timeout", c.ShutdownTimeout), zap.Duration("overlap", c.Overlap),
+		zap.String("keeper_addr", c.KeeperAddr), zap.String("keeper_root", c.keeperRoot()),
+		zap.Duration("keeper_session_timeout", c.KeeperSessionTimeout),
 	}
 }
