@@ -246,10 +246,13 @@ func (a *app) fleetShare(f *fleetMetrics) func(ctx context.Context, active []syn
 			f.members.WithLabelValues(m.Name, strconv.FormatBool(m.Name == a.keeper.Name())).Set(1)
 			f.owned.WithLabelValues(m.Name).Set(0)
 		}
-		for _, acct := range active {
-			o := keeper.Owner(acct.ID, names)
+		ids := make([]string, len(active))
+		for i, acct := range active {
+			ids[i] = acct.ID
+		}
+		for id, o := range keeper.Assign(ids, names) {
 			f.owned.WithLabelValues(o).Inc()
-			f.owner.WithLabelValues(acct.ID, o).Set(1)
+			f.owner.WithLabelValues(id, o).Set(1)
 		}
 		a.log.Debug("fleet tick", zap.Strings("members", names), zap.Int("mine", len(mine)), zap.Int("active", len(active)))
 		return mine, nil
