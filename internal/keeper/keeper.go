@@ -290,11 +290,14 @@ func (k *Keeper) Lock(ctx context.Context, accountID, holder string) (syncer.Loc
 		return nil, err
 	}
 	dir := k.lockDir(accountID)
-	if err := k.mkdirs(dir); err != nil {
-		return nil, err
-	}
 	data, _ := json.Marshal(lockData{Holder: holder, Member: k.opts.Name, Since: time.Now().UTC()})
 	path, err := k.conn.CreateProtectedEphemeralSequential(dir+"/"+lockPrefix, data, k.acl)
+	if errors.Is(err, zk.ErrNoNode) { // the account's first lock
+		if err := k.mkdirs(dir); err != nil {
+			return nil, err
+		}
+		path, err = k.conn.CreateProtectedEphemeralSequential(dir+"/"+lockPrefix, data, k.acl)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock account %s: %w", accountID, err)
 	}
