@@ -453,6 +453,12 @@ func TestIntegrationFleet(t *testing.T) {
 		t.Errorf("syncer status: %v; want the fleet's %d live workers:\n%s", err, len(members), status)
 	}
 	t.Logf("syncer status with the account held:\n%s", status)
+	page := f.workers[members[0]]
+	waitFor(t, 60*time.Second, "the status page naming the fleet and the holder of "+slow, func() bool {
+		b := page.body("/")
+		return strings.Contains(b, fmt.Sprintf("Fleet of %d live workers", len(members))) &&
+			strings.Contains(b, `<td class="holder">syncer run on `)
+	})
 	f.b.sim.ClearFaults(f.specs[slow].SID)
 
 	// the end: stop the fleet gracefully; no overlap ever; ClickHouse
