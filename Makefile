@@ -28,6 +28,7 @@ clickhouse-stop: ## stop the local ClickHouse
 	scripts/clickhouse.sh stop
 
 test: clickhouse lint ## every test, integration tests against the real ClickHouse included (what CI runs)
+	scripts/zookeeper.sh install # the fleet tests start their own ZooKeeper; install it once, before tests run in parallel
 	set -o pipefail; $(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 

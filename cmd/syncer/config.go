@@ -63,6 +63,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SYNCER_SHUTDOWN_TIMEOUT, default=30s" desc:"on SIGTERM, time for running syncs to commit"`
 	StartSpread     time.Duration `env:"SYNCER_START_SPREAD, default=60s" desc:"scheduled passes start at a fixed per-account offset within this"`
 
+	// A fleet of workers: ZooKeeper or ClickHouse Keeper (empty: one worker).
+	KeeperAddr           string        `env:"SYNCER_KEEPER_ADDR" desc:"ZooKeeper / ClickHouse Keeper host:port list for a fleet of workers; empty for one worker"`
+	KeeperRoot           string        `env:"SYNCER_KEEPER_ROOT" desc:"the fleet's path in the keeper (default /impact-syncer/<database>)"`
+	KeeperSessionTimeout time.Duration `env:"SYNCER_KEEPER_SESSION_TIMEOUT, default=15s" desc:"a silent worker's locks and membership last this long"`
+
 	Overlap          time.Duration `env:"SYNCER_OVERLAP, default=24h" desc:"how far incremental scans reach back before their watermark"`
 	ClearingLookback time.Duration `env:"SYNCER_CLEARING_LOOKBACK, default=2160h" desc:"how far back the ClearedDate re-scan of locked actions reaches"`
 	ClearingInterval time.Duration `env:"SYNCER_CLEARING_INTERVAL, default=6h" desc:"how often the ClearedDate re-scan runs"`
@@ -252,6 +257,7 @@ func (c Config) problems() []error {
 	if c.StartSpread < 0 {
 		bad("SYNCER_START_SPREAD %s: want zero or a positive duration", c.StartSpread)
 	}
+	errs = append(errs, c.keeperProblems()...)
 	if c.BatchSize < 1 {
 		bad("SYNCER_BATCH_SIZE %d: want at least 1", c.BatchSize)
 	}

@@ -73,7 +73,7 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	for _, pl := range plans {
 		nscans += len(pl.scans)
 	}
-	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans)
+	ld := newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans, p.owned)
 	var decodeErrs []error
 	for _, pl := range plans {
 		for _, sc := range pl.scans {
@@ -161,6 +161,11 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 	if err != nil {
 		return nil, err
 	}
+	if len(plan.Pin) > 0 {
+		if err := p.owned(); err != nil {
+			return nil, err
+		}
+	}
 	for k, t := range plan.Pin {
 		if err := p.s.State.SetWatermark(ctx, k, t); err != nil {
 			return nil, err
@@ -203,8 +208,8 @@ func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc Scan, 
 	var decodeErrs []error
 	commit := true
 	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
-		if p.req.stopping() {
-			return decodeErrs, ErrStopped
+		if err := p.stopped(); err != nil {
+			return decodeErrs, err
 		}
 		q := Query{Entity: e, CampaignID: campaign, Filter: sc.Filter, Window: w}
 		bad := 0

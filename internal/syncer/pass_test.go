@@ -182,11 +182,11 @@ func TestPassStopsAndFlagsTheAccountOnADeadCredential(t *testing.T) {
 
 func TestPassRefusesAnAccountSomeoneElseHolds(t *testing.T) {
 	env := setup(t)
-	unlock, err := env.Locker.Lock(t.Context(), "acme", "cli@host")
+	lk, err := env.Locker.Lock(t.Context(), "acme", "cli@host")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
+	defer lk.Unlock()
 	res := syncOnce(t, env, syncer.Request{})
 	var held *syncer.LockHeldError
 	if !errors.As(res.Err, &held) || held.Holder != "cli@host" || len(env.Source.Queries()) != 0 {

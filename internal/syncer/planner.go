@@ -293,7 +293,7 @@ func (Planner) Outcome(e Entity, err error, ctxDone bool) Outcome {
 	switch {
 	case err == nil:
 		return Outcome{Status: RunSucceeded, Granted: e.Permission()}
-	case errors.Is(err, ErrStopped) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctxDone:
+	case errors.Is(err, ErrStopped) || errors.Is(err, ErrLockLost) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctxDone:
 		return Outcome{Status: RunInterrupted, Error: "interrupted: " + err.Error()}
 	case errors.As(err, &forbidden):
 		return Outcome{Status: RunFailed, Error: err.Error(), Missing: forbidden.Permission}

@@ -28,21 +28,48 @@ type CatalogWriter interface {
 	ReplaceCatalog(ctx context.Context, accountID string, e Entity, recs []Record, seenAt time.Time) error
 }
 
-// Locker gives one run at a time per account, across processes.
-// Lock returns a *LockHeldError when someone else holds the account.
+// Locker gives one run at a time per account, across processes (the
+// ClickHouse lease in load, the ZooKeeper lock recipe in keeper).
+// Lock returns a *LockHeldError when someone else holds the account; any
+// other error means the lock could not be taken (its store is unreachable)
+// and the pass does not run.
 type Locker interface {
-	Lock(ctx context.Context, accountID, holder string) (unlock func(), err error)
+	Lock(ctx context.Context, accountID, holder string) (Lock, error)
 }
 
-// LockHeldError says who holds an account.
+// Lock is an account lock the caller holds.
+type Lock interface {
+	// Lost is closed once the holder can no longer vouch for the lock: a
+	// renewal failed, someone else took it, or the coordination session
+	// was lost. The pass then stops at the next window boundary and commits
+	// nothing more.
+	Lost() <-chan struct{}
+	// Unlock releases the lock (also after Lost; then it only cleans up).
+	Unlock()
+}
+
+// LockHeldError says who holds an account. Since and Expires are zero when
+// the lock does not know them.
 type LockHeldError struct {
 	AccountID, Holder string
 	Since, Expires    time.Time
 }
 
 func (e *LockHeldError) Error() string {
-	return fmt.Sprintf("account %s is busy: %s has been syncing it since %s (lease expires %s)",
-		e.AccountID, e.Holder, e.Since.UTC().Format(time.RFC3339), e.Expires.UTC().Format(time.RFC3339))
+	s := fmt.Sprintf("account %s is busy: %s is syncing it", e.AccountID, e.Holder)
+	if !e.Since.IsZero() {
+		s += " since " + e.Since.UTC().Format(time.RFC3339)
+	}
+	if !e.Expires.IsZero() {
+		s += " (lease expires " + e.Expires.UTC().Format(time.RFC3339) + ")"
+	}
+	return s
+}
+
+// HolderLister tells who holds which account now (the status page and
+// syncer status show it). Accounts nobody holds are absent.
+type HolderLister interface {
+	Holders(ctx context.Context) (map[string]string, error)
 }
 
 // Options tune the sync strategy. Zero values take the defaults.
@@ -136,12 +163,40 @@ const AbandonedReason = "interrupted: the process ended without recording an out
 // ErrStopped ends a run that was asked to stop between windows.
 var ErrStopped = errors.New("stopped for shutdown")
 
+// ErrLockLost ends a run whose account lock was lost (see Lock.Lost): it
+// stops at the next window boundary and writes nothing more.
+var ErrLockLost = errors.New("the account's lock was lost (lease not renewed or taken over, or the keeper session lost): " +
+	"stopped at the window boundary, nothing committed after")
+
 func (r Request) stopping() bool {
 	select {
 	case <-r.Stop:
 		return true
 	default:
 		return false
+	}
+}
+
+// stopped says why the pass must not start another window: ErrLockLost,
+// ErrStopped, or nil to go on.
+func (p *pass) stopped() error {
+	if err := p.owned(); err != nil {
+		return err
+	}
+	if p.req.stopping() {
+		return ErrStopped
+	}
+	return nil
+}
+
+// owned returns ErrLockLost once the account's lock is lost; every commit
+// (rows, catalog, watermark) checks it first.
+func (p *pass) owned() error {
+	select {
+	case <-p.lost:
+		return ErrLockLost
+	default:
+		return nil
 	}
 }
 
@@ -184,6 +239,8 @@ type pass struct {
 	haveCamps bool
 
 	marks map[WatermarkKey]time.Time // the entity's watermarks while it is planned, if read at once
+
+	lost <-chan struct{} // closed when the account's lock is lost; nil without a Locker
 }
 
 // SyncAccount runs one pass over an account: every requested entity, in
@@ -194,13 +251,15 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 	opt.defaults()
 	log := s.Logger.With(zap.String("account_id", a.ID))
 	res := AccountResult{Account: a}
+	var lost <-chan struct{}
 	if s.Locker != nil {
-		unlock, err := s.Locker.Lock(ctx, a.ID, s.Holder)
+		lk, err := s.Locker.Lock(ctx, a.ID, s.Holder)
 		if err != nil {
 			res.Err = err
 			return res
 		}
-		defer unlock()
+		defer lk.Unlock()
+		lost = lk.Lost()
 		// With the lock held no other run of the account is alive: a run
 		// still recorded as running died before recording its outcome.
 		if n, err := s.Runs.CloseAbandoned(ctx, a.ID, AbandonedReason); err != nil {
@@ -218,7 +277,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		return res
 	}
 	p := &pass{s: s, opt: opt, planner: Planner{Options: opt}, acct: a, src: src, log: log, req: req,
-		missing: map[string]bool{}, granted: map[string]bool{}}
+		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
 	}
@@ -226,7 +285,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		if !e.AvailableTo(a.Persona) {
 			continue
 		}
-		if p.dead != nil || req.stopping() {
+		if p.dead != nil || p.stopped() != nil {
 			break
 		}
 		run := p.runEntity(ctx, e)
@@ -238,8 +297,11 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 	if p.dead != nil {
 		res.Err = p.dead
 		s.flagReconnect(ctx, a, p.dead, log)
-	} else if ctx.Err() == nil {
+	} else if ctx.Err() == nil && p.owned() == nil {
 		p.savePermissions(ctx)
+	}
+	if p.owned() != nil {
+		log.Warn("the account's lock was lost; the pass stopped at the window boundary")
 	}
 	return res
 }
@@ -349,6 +411,9 @@ func (p *pass) catalog(ctx context.Context, e Entity) (uint64, error) {
 	if len(decodeErrs) > 0 {
 		// Refreshing with records missing would mark them as gone.
 		return 0, joinDecodeErrors(decodeErrs)
+	}
+	if err := p.owned(); err != nil {
+		return 0, err
 	}
 	if err := p.s.Catalog.ReplaceCatalog(ctx, p.acct.ID, e, recs, p.serverNow()); err != nil {
 		return 0, err

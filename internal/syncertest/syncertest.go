@@ -277,29 +277,56 @@ func (s *Runs) All() []syncer.Run {
 	return out
 }
 
-// Locker is an in-memory syncer.Locker: one holder per account.
+// Locker is an in-memory syncer.Locker: one holder per account. Lose
+// takes a held lock away, as a lost lease or keeper session would.
 type Locker struct {
-	mu      sync.Mutex
-	holders map[string]string
+	mu    sync.Mutex
+	locks map[string]*lock
 }
 
 var _ syncer.Locker = (*Locker)(nil)
 
-func (l *Locker) Lock(_ context.Context, accountID, holder string) (func(), error) {
+type lock struct {
+	l         *Locker
+	accountID string
+	holder    string
+	lost      chan struct{}
+	once      sync.Once
+}
+
+func (k *lock) Lost() <-chan struct{} { return k.lost }
+
+func (k *lock) Unlock() {
+	k.l.mu.Lock()
+	defer k.l.mu.Unlock()
+	if k.l.locks[k.accountID] == k {
+		delete(k.l.locks, k.accountID)
+	}
+}
+
+func (l *Locker) Lock(_ context.Context, accountID, holder string) (syncer.Lock, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h, ok := l.holders[accountID]; ok {
-		return nil, &syncer.LockHeldError{AccountID: accountID, Holder: h}
+	if k, ok := l.locks[accountID]; ok {
+		return nil, &syncer.LockHeldError{AccountID: accountID, Holder: k.holder}
 	}
-	if l.holders == nil {
-		l.holders = map[string]string{}
+	if l.locks == nil {
+		l.locks = map[string]*lock{}
 	}
-	l.holders[accountID] = holder
-	return func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		delete(l.holders, accountID)
-	}, nil
+	k := &lock{l: l, accountID: accountID, holder: holder, lost: make(chan struct{})}
+	l.locks[accountID] = k
+	return k, nil
+}
+
+// Lose closes the Lost channel of the account's lock, if it is held, and
+// frees the account.
+func (l *Locker) Lose(accountID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if k, ok := l.locks[accountID]; ok {
+		k.once.Do(func() { close(k.lost) })
+		delete(l.locks, accountID)
+	}
 }
 
 // Action is one Actions or ActionUpdates record of a scripted Source, with
