@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/robfig/cron/v3"
-	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
@@ -76,32 +76,76 @@ type Config struct {
 	RequestTimeout   time.Duration `env:"SYNCER_REQUEST_TIMEOUT, default=2m" desc:"one HTTP request, body included"`
 }
 
-// envLookup is where the configuration comes from: envconfig.OsLookuper()
-// in the program, a map in tests. The process environment is never changed.
-type envLookup = envconfig.Lookuper
+// envLookup is where the configuration comes from: the process environment
+// as kelseyhightower/envconfig reads it (osEnv) in the program, a map
+// (mapEnv) in tests. The process environment is never changed.
+type envLookup func(name string) (string, bool)
 
-// osEnv reads the process environment.
-func osEnv() envLookup { return envconfig.OsLookuper() }
+// osEnv reads every variable Config declares with envconfig, each into a
+// string, so that no mistyped value can stop the read (envconfig stops at
+// the first value it cannot parse): loadConfig parses them and lists every
+// problem at once.
+func osEnv() envLookup {
+	set := settings()
+	fields := make([]reflect.StructField, len(set))
+	for i, s := range set {
+		fields[i] = reflect.StructField{Name: fmt.Sprintf("V%d", i), Type: reflect.TypeOf(""),
+			Tag: reflect.StructTag(fmt.Sprintf("envconfig:%q", s.Name))}
+	}
+	raw := reflect.New(reflect.StructOf(fields))
+	vals := make(map[string]string, len(set))
+	if err := envconfig.Process("", raw.Interface()); err != nil {
+		// Reading into strings fails only on a malformed tag, which
+		// TestConfigIsDocumented would have caught.
+		panic("configuration: " + err.Error())
+	}
+	for i, s := range set {
+		vals[s.Name] = raw.Elem().Field(i).String()
+	}
+	return mapEnv(vals)
+}
+
+// mapEnv looks the variables up in m.
+func mapEnv(m map[string]string) envLookup {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
 
 // loadConfig reads the configuration through lookup and validates it,
 // reporting every problem at once. A variable set to the empty string counts
-// as unset: its default applies (config.example.env lists empty values).
+// as unset: its default applies (config.example.env lists empty values). A
+// mistyped number, duration or boolean is reported and read as its default,
+// so that the other problems are found too.
 func loadConfig(lookup envLookup) (Config, error) {
-	// envconfig stops at the first value it cannot parse; check the typed
-	// variables first so that a bad number or duration is reported together
-	// with every other problem, and read the others with those at their
-	// defaults.
 	errs, bad := typeProblems(lookup)
-	read := envconfig.LookuperFunc(func(name string) (string, bool) {
-		v, ok := lookup.Lookup(name)
-		if !ok || v == "" || bad[name] {
-			return "", false
-		}
-		return v, true
-	})
 	var c Config
-	if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &c, Lookuper: read}); err != nil {
-		return c, fmt.Errorf("configuration: %w", err)
+	v := reflect.ValueOf(&c).Elem()
+	for _, s := range settings() {
+		val, ok := lookup(s.Name)
+		if !ok || val == "" || bad[s.Name] {
+			val = s.Default
+		}
+		if val == "" {
+			continue
+		}
+		f := v.Field(s.field)
+		switch {
+		case f.Type() == reflect.TypeOf(time.Duration(0)):
+			d, _ := time.ParseDuration(strings.TrimSpace(val)) // checked by typeProblems
+			f.SetInt(int64(d))
+		case f.Kind() == reflect.Int:
+			n, _ := strconv.Atoi(strings.TrimSpace(val))
+			f.SetInt(int64(n))
+		case f.Kind() == reflect.Bool:
+			b, _ := strconv.ParseBool(strings.TrimSpace(val))
+			f.SetBool(b)
+		case f.Kind() == reflect.String:
+			f.SetString(val)
+		default:
+			return c, fmt.Errorf("configuration: %s: unsupported field type %s", s.Name, f.Type())
+		}
 	}
 	if c.ClickHousePasswordFile != "" {
 		if c.ClickHousePassword != "" {
@@ -153,7 +197,7 @@ func typeProblems(lookup envLookup) ([]error, map[string]bool) {
 	bad := map[string]bool{}
 	t := reflect.TypeOf(Config{})
 	for _, s := range settings() {
-		v, set := lookup.Lookup(s.Name)
+		v, set := lookup(s.Name)
 		if !set || v == "" {
 			continue
 		}

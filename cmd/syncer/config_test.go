@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
 )
 
 // documentedOutsideConfig are variables the documentation lists that are not
@@ -30,7 +29,7 @@ func TestConfigIsDocumented(t *testing.T) {
 	for _, s := range settings() {
 		f := ct.Field(s.field)
 		if f.Tag.Get("envconfig") != "" || f.Tag.Get("default") != "" {
-			t.Errorf("Config.%s has an envconfig/default tag; the library reads env:\"NAME, default=…\"", f.Name)
+			t.Errorf("Config.%s has an envconfig/default tag; settings() reads env:\"NAME, default=…\"", f.Name)
 		}
 		if s.Name == "" {
 			t.Errorf("Config.%s has no env tag", f.Name)
@@ -143,7 +142,7 @@ func readmeTable(t *testing.T) map[string]string {
 }
 
 func TestConfigDefaultsAndLookup(t *testing.T) {
-	c, err := loadConfig(envconfig.MapLookuper(nil))
+	c, err := loadConfig(mapEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +150,7 @@ func TestConfigDefaultsAndLookup(t *testing.T) {
 		c.ScheduleActions != "*/15 * * * *" || c.ClearingLookback != 2160*time.Hour {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	c, err = loadConfig(envconfig.MapLookuper(map[string]string{
+	c, err = loadConfig(mapEnv(map[string]string{
 		"CLICKHOUSE_ADDR": "ch1:9000,ch2:9000", "SYNCER_CONCURRENCY": "9", "SYNCER_OVERLAP": "90m",
 		"SYNCER_LOG_LEVEL": "", // empty is unset: the default applies
 	}))
@@ -168,7 +167,7 @@ func TestConfigDefaultsAndLookup(t *testing.T) {
 func TestConfigListsEveryProblemWithoutTouchingTheEnvironment(t *testing.T) {
 	t.Setenv("SYNCER_BATCH_SIZE", "many") // in the process environment, not in the lookup
 	before := os.Environ()
-	_, err := loadConfig(envconfig.MapLookuper(map[string]string{
+	_, err := loadConfig(mapEnv(map[string]string{
 		"SYNCER_ENCRYPTION_KEY": "short", "SYNCER_LOG_LEVEL": "loud", "SYNCER_CONCURRENCY": "0",
 		"SYNCER_OVERLAP": "soon", "SYNCER_PAGE_SIZE_ACTIONS": "lots", "SYNCER_SCHEDULE_ACTIONS": "every minute",
 	}))
