@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // documentedOutsideConfig are variables the documentation lists that are not
