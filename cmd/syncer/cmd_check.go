@@ -114,7 +114,7 @@ func (a *app) check(ctx context.Context, acct syncer.Account) jsonCheck {
 		if !e.AvailableTo(acct.Persona) {
 			continue
 		}
-		ce := jsonCheckEntity{Entity: string(e), Endpoint: e.Resource()}
+		ce := jsonCheckEntity{Entity: string(e), Endpoint: resourceOf(e)}
 		q := syncer.Query{Entity: e}
 		if e == syncer.Actions || e == syncer.ActionUpdates {
 			now, ok := src.ServerNow()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -56,8 +55,14 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return nil
 	}
-	svc := a.syncer(holderName("syncer sync"))
-	results := syncAll(ctx, svc, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental}, a.cfg.Concurrency)
+	if err := a.openKeeper(ctx, "syncer sync"); err != nil {
+		return err
+	}
+	w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil, nil)
+	if err != nil {
+		return err
+	}
+	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
 	if *asJSON {
 		return reportJSON(stdout, results, skipped)
 	}
@@ -98,25 +103,6 @@ func (a *app) selectAccounts(ctx context.Context, id string) (active, skipped []
 		}
 	}
 	return active, skipped, nil
-}
-
-// syncAll runs one pass per account, at most concurrency at a time. One
-// account's failure never stops another's.
-func syncAll(ctx context.Context, svc *syncer.Syncer, accts []syncer.Account, req syncer.Request, concurrency int) []syncer.AccountResult {
-	results := make([]syncer.AccountResult, len(accts))
-	sem := make(chan struct{}, max(concurrency, 1))
-	var wg sync.WaitGroup
-	for i, acct := range accts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i] = svc.SyncAccount(ctx, acct, req)
-		}()
-	}
-	wg.Wait()
-	return results
 }
 
 // report prints one line per entity run and returns an error if anything
@@ -224,6 +210,9 @@ incremental watermarks and never runs beside another run of the same account.`, 
 		}
 		printPlan(stdout, plan)
 		return nil
+	}
+	if err := a.openKeeper(ctx, "syncer backfill"); err != nil {
+		return err
 	}
 	svc := a.syncer(holderName("syncer backfill"))
 	var finish func()

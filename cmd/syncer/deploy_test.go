@@ -86,7 +86,7 @@ func TestSecretFiles(t *testing.T) {
 	t.Setenv("CLICKHOUSE_PASSWORD_FILE", write("chpw", "pa55word\n"))
 	t.Setenv("IMPACT_OAUTH_CLIENT_SECRET_FILE", write("client", "client-secret"))
 	t.Setenv("SYNCER_NOTIFY_WEBHOOK_URL_FILE", write("hook", "https://hooks.example/T000/B000/XXXX\n"))
-	c, err := loadConfig()
+	c, err := loadConfig(osEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func TestSecretFiles(t *testing.T) {
 
 	t.Setenv("CLICKHOUSE_PASSWORD", "also-set")
 	t.Setenv("SYNCER_ENCRYPTION_KEY_FILE", filepath.Join(dir, "missing"))
-	t.Setenv("IMPACT_OAUTH_CLIENT_SECRET_FILE", write("empty", "\n"))
-	_, err = loadConfig()
+	t.Setenv("SYNCER_NOTIFY_WEBHOOK_URL_FILE", write("empty", "\n"))
+	_, err = loadConfig(osEnv())
 	for _, want := range []string{"CLICKHOUSE_PASSWORD and CLICKHOUSE_PASSWORD_FILE are both set", "SYNCER_ENCRYPTION_KEY_FILE:",
-		"IMPACT_OAUTH_CLIENT_SECRET_FILE:"} {
+		"SYNCER_NOTIFY_WEBHOOK_URL_FILE:"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

@@ -9,6 +9,7 @@
 //	syncer connect                 connect an account with OAuth 2.0
 //	syncer keys rotate             re-encrypt every stored secret under the current key
 //	syncer healthcheck             exit 0 when the worker's /healthz answers
+//	syncer config                  print the effective configuration, secrets redacted
 package main
 
 import (
@@ -77,6 +78,7 @@ Commands:
   connect                connect an account with OAuth 2.0 (authorization code + PKCE)
   keys rotate            re-encrypt every stored secret under SYNCER_ENCRYPTION_KEY
   healthcheck            exit 0 when the worker's /healthz answers (for container health checks)
+  config                 print the effective configuration (secrets REDACTED)
   version                print the version
 
 Configuration comes from the environment; see config.example.env.
@@ -118,6 +120,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdKeys(ctx, rest, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, rest, stdout, stderr)
+	case "config":
+		return cmdConfig(ctx, rest, stdout)
 	}
 	fmt.Fprint(stderr, usage)
 	return usageError("unknown command %q", cmd)

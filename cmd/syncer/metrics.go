@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 prometheus.NewGoCollector and NewProcessCollector are replaced in the metrics rework (issue 16)
+
 package main
 
 import (
@@ -404,8 +406,8 @@ func endpointGroup(path string) string {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if len(parts) >= 3 {
 		for _, e := range syncer.AllEntities {
-			if strings.EqualFold(strings.TrimSuffix(parts[2], ".json"), e.Resource()) {
-				return e.Resource()
+			if strings.EqualFold(strings.TrimSuffix(parts[2], ".json"), resourceOf(e)) {
+				return resourceOf(e)
 			}
 		}
 	}
@@ -476,4 +478,16 @@ func (r retryCounter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.
 // withRetryCounter tees log into a retryCounter.
 func withRetryCounter(log *zap.Logger, a *app) *zap.Logger {
 	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, retryCounter{a}) }))
+}
+
+// resourceOf is the entity's endpoint name in the impact.com API
+// (company_information → CompanyInformation).
+func resourceOf(e syncer.Entity) string {
+	var b strings.Builder
+	for _, w := range strings.Split(string(e), "_") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
 }

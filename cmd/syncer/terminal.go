@@ -47,16 +47,17 @@ func newLogger(level string, w io.Writer, console bool) *zap.Logger {
 // logWriter is where the log goes: stderr, or, while a progress bar is
 // drawn, the bar's container, which prints each line above the bars.
 type logWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	prev io.Writer // the terminal, while the bars borrow the log
 }
 
 func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n, err := l.w.Write(p)
-	if err != nil && n == 0 { // the bars just finished: the terminal itself
-		return len(p), nil
+	if err != nil && n == 0 && l.prev != nil { // the bars just finished: the terminal itself
+		return l.prev.Write(p)
 	}
 	return n, err
 }
@@ -66,6 +67,11 @@ func (l *logWriter) swap(w io.Writer) io.Writer {
 	defer l.mu.Unlock()
 	old := l.w
 	l.w = w
+	if l.prev == nil {
+		l.prev = old
+	} else {
+		l.prev = nil // given back
+	}
 	return old
 }
 

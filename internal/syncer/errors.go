@@ -79,17 +79,6 @@ func (e *InvalidError) Error() string {
 	return s
 }
 
-// TooManyPagesError is the Actions rule that one query may not span more than
-// ten pages; the caller splits the window.
-type TooManyPagesError struct {
-	Endpoint string
-	Message  string
-}
-
-func (e *TooManyPagesError) Error() string {
-	return fmt.Sprintf("impact.com %s: result exceeds 10 pages: %s", e.Endpoint, e.Message)
-}
-
 // DecodeError is a record that could not be decoded. The rest of its page is
 // still delivered.
 type DecodeError struct {
