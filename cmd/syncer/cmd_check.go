@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/impact-syncer/impact-syncer/internal/extract"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
@@ -114,7 +115,7 @@ func (a *app) check(ctx context.Context, acct syncer.Account) jsonCheck {
 		if !e.AvailableTo(acct.Persona) {
 			continue
 		}
-		ce := jsonCheckEntity{Entity: string(e), Endpoint: resourceOf(e)}
+		ce := jsonCheckEntity{Entity: string(e), Endpoint: extract.Resource(e)}
 		q := syncer.Query{Entity: e}
 		if e == syncer.Actions || e == syncer.ActionUpdates {
 			now, ok := src.ServerNow()

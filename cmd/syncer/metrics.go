@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/impact-syncer/impact-syncer/internal/extract"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
@@ -406,8 +407,8 @@ func endpointGroup(path string) string {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if len(parts) >= 3 {
 		for _, e := range syncer.AllEntities {
-			if strings.EqualFold(strings.TrimSuffix(parts[2], ".json"), resourceOf(e)) {
-				return resourceOf(e)
+			if strings.EqualFold(strings.TrimSuffix(parts[2], ".json"), extract.Resource(e)) {
+				return extract.Resource(e)
 			}
 		}
 	}
@@ -478,16 +479,4 @@ func (r retryCounter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.
 // withRetryCounter tees log into a retryCounter.
 func withRetryCounter(log *zap.Logger, a *app) *zap.Logger {
 	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, retryCounter{a}) }))
-}
-
-// resourceOf is the entity's endpoint name in the impact.com API
-// (company_information → CompanyInformation).
-func resourceOf(e syncer.Entity) string {
-	var b strings.Builder
-	for _, w := range strings.Split(string(e), "_") {
-		if w != "" {
-			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
-		}
-	}
-	return b.String()
 }
