@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
-	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/worker"
 )
 
 // Config is every setting of the syncer, read from the environment. The names
@@ -237,11 +237,6 @@ func joinProblems(errs []error) error {
 	return errors.New("invalid configuration:\n" + strings.Join(msgs, "\n"))
 }
 
-// scheduleParser reads SYNCER_SCHEDULE_*: standard cron with an optional
-// leading seconds field, and descriptors such as @hourly. Built once; it
-// holds no state.
-var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // problems lists every configuration problem.
 func (c Config) problems() []error {
 	var errs []error
@@ -286,10 +281,10 @@ func (c Config) problems() []error {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("SYNCER_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
 	}
-	if _, err := scheduleParser.Parse(c.ScheduleActions); err != nil {
+	if _, err := worker.ScheduleParser.Parse(c.ScheduleActions); err != nil {
 		bad("SYNCER_SCHEDULE_ACTIONS %q: %v", c.ScheduleActions, err)
 	}
-	if _, err := scheduleParser.Parse(c.ScheduleCatalog); err != nil {
+	if _, err := worker.ScheduleParser.Parse(c.ScheduleCatalog); err != nil {
 		bad("SYNCER_SCHEDULE_CATALOG %q: %v", c.ScheduleCatalog, err)
 	}
 	if c.Concurrency < 1 {

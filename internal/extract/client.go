@@ -205,7 +205,7 @@ func (c *Client) ServerNow() (t time.Time, ok bool) {
 // object, no envelope. It doubles as the credential check.
 func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) {
 	const e = syncer.CompanyInformation
-	u := c.base + c.root + "/" + resource(e)
+	u := c.base + c.root + "/" + Resource(e)
 	body, err := c.fetch(ctx, e, u)
 	if err != nil {
 		return syncer.Record{}, err
@@ -219,7 +219,7 @@ func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) 
 		root, _ = document(body)
 	}
 	if root.kind != kObject {
-		return syncer.Record{}, &syncer.TransientError{Endpoint: resource(e), Status: 200,
+		return syncer.Record{}, &syncer.TransientError{Endpoint: Resource(e), Status: 200,
 			Err: fmt.Errorf("expected an object, got %s", root.kind)}
 	}
 	return c.decode(e, root.raw)
@@ -313,7 +313,7 @@ func (c *Client) firstURL(q syncer.Query) string {
 		v.Set(to, FormatTime(q.Window.End))
 	}
 	v.Set("PageSize", strconv.Itoa(c.pageSize(q.Entity)))
-	return c.base + c.root + "/" + resource(q.Entity) + "?" + v.Encode()
+	return c.base + c.root + "/" + Resource(q.Entity) + "?" + v.Encode()
 }
 
 // FormatTime writes a time as the API wants it: YYYY-MM-DDTHH:MM:SSZ in UTC.
@@ -327,7 +327,7 @@ const maxRestarts = 3
 // false when the consumer stopped or an error ended the sequence.
 func (c *Client) paginate(ctx context.Context, q syncer.Query, first string, yield func(syncer.Record, error) bool) bool {
 	keys := listKeys(q.Entity)
-	endpoint := resource(q.Entity)
+	endpoint := Resource(q.Entity)
 	for restart := 0; ; restart++ {
 		next := first
 		seen := map[string]bool{}
@@ -527,7 +527,7 @@ func (c *Client) refetch(ctx context.Context, e syncer.Entity, u string, cause e
 	case err == nil:
 		return body, nil
 	case err == unreadable:
-		return nil, &syncer.TransientError{Endpoint: resource(e), Status: http.StatusOK, Err: err}
+		return nil, &syncer.TransientError{Endpoint: Resource(e), Status: http.StatusOK, Err: err}
 	}
 	return nil, err
 }
@@ -585,12 +585,12 @@ func (c *Client) policy(onRetry func(retry.Attempt) error) retry.Policy {
 // pace waits until the rate limit allows another request to e's endpoint.
 func (c *Client) pace(ctx context.Context, e syncer.Entity, tally *syncer.Tally) error {
 	for {
-		wait := c.limiter.reserve(resource(e), c.opt.Now())
+		wait := c.limiter.reserve(Resource(e), c.opt.Now())
 		if wait <= 0 {
 			return nil
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return &syncer.RateLimitedError{Endpoint: resource(e), RetryAt: c.opt.Now().Add(wait)}
+			return &syncer.RateLimitedError{Endpoint: Resource(e), RetryAt: c.opt.Now().Add(wait)}
 		}
 		tally.RateLimitWaits.Add(1)
 		c.log.Info("pacing: rate-limit budget used up; waiting for the reset", zap.Duration("wait", wait))
@@ -643,7 +643,7 @@ func (c *Client) backoff() retry.Backoff {
 
 // do sends one request and maps its outcome to a body or a typed error.
 func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *syncer.Tally) ([]byte, error) {
-	endpoint := resource(e)
+	endpoint := Resource(e)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		c.limiter.done(endpoint, nil, 0, c.opt.Now())

@@ -372,7 +372,7 @@ func TestClientPartnersKeyMissingWithTotalIsError(t *testing.T) {
 	b := setup(t)
 	for _, e := range []syncer.Entity{syncer.MediaPartners, syncer.Campaigns, syncer.PromoCodes, syncer.Actions} {
 		t.Run(string(e), func(t *testing.T) {
-			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.FaultUnknownListKey, Match: resource(e)})
+			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.FaultUnknownListKey, Match: Resource(e)})
 			before := b.reqs.count()
 			r := drain(b.brand().Records(t.Context(), b.queries(brandSID, e)[0]))
 			var inv *syncer.InvalidError
@@ -443,7 +443,7 @@ func faultTest(t *testing.T, check func(t *testing.T, b *bundle, tally *syncer.T
 			q := b.queries(brandSID, e)[0]
 			fs := slices.Clone(faults)
 			for i := range fs {
-				fs[i].Match = resource(e)
+				fs[i].Match = Resource(e)
 			}
 			b.sim.InjectFaults(brandSID, fs...)
 			tally := &syncer.Tally{}
@@ -771,7 +771,7 @@ func TestClientMalformedRecordNamesFieldAndKeepsPage(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: tc.kind, Match: resource(tc.e)})
+			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: tc.kind, Match: Resource(tc.e)})
 			q := b.queries(brandSID, tc.e)[0]
 			r := drain(b.brand().Records(t.Context(), q))
 			if r.err != nil {
@@ -1066,8 +1066,8 @@ func TestClient403NamesPermission(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(string(b.specs[tc.sid].Persona)+"/"+string(tc.e), func(t *testing.T) {
-			b.sim.DenyEndpoint(tc.sid, resource(tc.e))
-			defer b.sim.AllowEndpoint(tc.sid, resource(tc.e))
+			b.sim.DenyEndpoint(tc.sid, Resource(tc.e))
+			defer b.sim.AllowEndpoint(tc.sid, Resource(tc.e))
 			before := b.reqs.count()
 			c := b.client(tc.sid)
 			r := drain(c.Records(t.Context(), b.queries(tc.sid, tc.e)[0]))
@@ -1075,8 +1075,8 @@ func TestClient403NamesPermission(t *testing.T) {
 			if !errors.As(r.err, &f) {
 				t.Fatalf("err = %v, want a ForbiddenError", r.err)
 			}
-			if f.Endpoint != resource(tc.e) || f.Permission != tc.permission || f.Message != "Access Denied" {
-				t.Errorf("ForbiddenError %+v, want endpoint %s, permission %q", f, resource(tc.e), tc.permission)
+			if f.Endpoint != Resource(tc.e) || f.Permission != tc.permission || f.Message != "Access Denied" {
+				t.Errorf("ForbiddenError %+v, want endpoint %s, permission %q", f, Resource(tc.e), tc.permission)
 			}
 			if !strings.Contains(f.Error(), tc.permission) {
 				t.Errorf("error %q does not name the permission", f)
@@ -1324,7 +1324,7 @@ func TestClientCompletesWhen429sForced(t *testing.T) {
 			e := rateEntity(persona)
 			var faults []impactsim.Fault
 			for k := 2; k <= 1100; k += 97 {
-				f := impactsim.Fault{Kind: impactsim.Fault429, Match: "/" + resource(e) + "?PageSize=1&Page=" + strconv.Itoa(k)}
+				f := impactsim.Fault{Kind: impactsim.Fault429, Match: "/" + Resource(e) + "?PageSize=1&Page=" + strconv.Itoa(k)}
 				if k%2 == 1 {
 					f.RetryAfter = 30
 				}

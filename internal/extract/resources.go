@@ -6,10 +6,12 @@ import (
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
-// resource is the entity's path segment below the account root
+// Resource is the entity's path segment below the account root
 // (/Advertisers/{SID} or /Mediapartners/{SID}; docs/impact-api.md §1.2). It
-// also names the endpoint in errors and in the rate limiter's groups.
-func resource(e syncer.Entity) string {
+// also names the endpoint in errors (the Endpoint of the typed errors) and in
+// the rate limiter's groups; callers outside this package (metrics, checks)
+// ask here rather than the domain.
+func Resource(e syncer.Entity) string {
 	switch e {
 	case syncer.CompanyInformation:
 		return "CompanyInformation"
@@ -37,7 +39,7 @@ func listKeys(e syncer.Entity) []string {
 	case syncer.MediaPartners:
 		return []string{"Partners", "MediaPartners"}
 	}
-	return []string{resource(e)}
+	return []string{Resource(e)}
 }
 
 // TooManyPagesError is the Actions rule that one query may not span more than

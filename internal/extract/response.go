@@ -22,7 +22,7 @@ func checkResponse(e syncer.Entity, resp *http.Response, body []byte, now time.T
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	endpoint := resource(e)
+	endpoint := Resource(e)
 	msg, details := envelopeMessage(body)
 	switch code := resp.StatusCode; {
 	case code == http.StatusUnauthorized:

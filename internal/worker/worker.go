@@ -68,6 +68,12 @@ type Config struct {
 	OnResult   func(r syncer.AccountResult) // every pass's outcome
 }
 
+// ScheduleParser reads a Schedule's Spec: standard cron with an optional
+// leading seconds field, and descriptors such as @hourly. It holds no state;
+// configuration checks use it too, so a schedule that passes them is one the
+// worker runs.
+var ScheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
 // Worker schedules and runs passes. Its zero value is not usable: call New.
 type Worker struct {
 	cfg  Config
@@ -100,8 +106,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, max(cfg.Concurrency, 1)),
 		stop: make(chan struct{}), queued: map[string][]syncer.Entity{}, busy: map[string]bool{}}
 	w.work, w.cancel = context.WithCancel(context.Background())
-	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-	w.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser),
+	w.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(ScheduleParser),
 		cron.WithChain(cron.Recover(cron.PrintfLogger(zap.NewStdLog(w.log)))))
 	for _, s := range cfg.Schedules {
 		entities := s.Entities
