@@ -99,16 +99,21 @@ func TestConfigClickHouseVariablesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	typ := reflect.TypeOf(Config{})
+	checked := 0
 	for i := 0; i < typ.NumField(); i++ {
-		name := typ.Field(i).Tag.Get("envconfig")
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("env"), ",")
 		if !strings.HasPrefix(name, "CLICKHOUSE_") {
 			continue
 		}
+		checked++
 		if !strings.Contains(string(example), "\n"+name+"=") {
 			t.Errorf("config.example.env lacks %s", name)
 		}
 		if !strings.Contains(string(readme), "`"+name+"`") {
 			t.Errorf("the README's configuration table lacks %s", name)
 		}
+	}
+	if checked < 10 {
+		t.Errorf("found %d CLICKHOUSE_ variables in Config's env tags, want at least 10: the test reads the wrong tag", checked)
 	}
 }
