@@ -39,7 +39,7 @@ type app struct {
 	metrics  *metrics             // nil outside the worker
 	// callback serves the OAuth redirect; oauthIdle refreshes idle OAuth
 	// connections. Both nil when OAuth is not configured.
-	callback  http.Handler
+	callback  *auth.Callback
 	connector *auth.Connector
 	oauthIdle func(ctx context.Context)
 	// transport is the base HTTP transport for impact.com (tests swap it).

@@ -152,7 +152,7 @@ to open and the worker completes the connection.`, stdout)
 		return fmt.Errorf("connect: cannot listen for the redirect on %s (is the worker serving it? stop it or use another IMPACT_OAUTH_REDIRECT_URL for this command): %w", addr, err)
 	}
 	done := make(chan error, 1)
-	cb := a.callback.(*auth.Callback)
+	cb := a.callback
 	inner := cb.OnConnected
 	handler := &auth.Callback{Connector: cb.Connector,
 		OnConnected: func(ctx context.Context, pd auth.Pending, rt syncer.Secret) error {
