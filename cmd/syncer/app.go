@@ -181,7 +181,7 @@ func (a *app) syncer(holder string) *syncer.Syncer {
 		Source: a.source, Logger: a.log, Holder: holder, NewRunID: newRunID,
 		Options: syncer.Options{
 			Overlap: a.cfg.Overlap, ClearingLookback: a.cfg.ClearingLookback,
-			ClearingInterval: a.cfg.ClearingInterval, BatchSize: a.cfg.BatchSize,
+			ClearingInterval: a.cfg.ClearingInterval, BatchSize: a.cfg.BatchSize, InsertRows: a.cfg.InsertRows,
 		},
 	}
 }

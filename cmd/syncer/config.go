@@ -55,7 +55,8 @@ type Config struct {
 	Overlap          time.Duration `envconfig:"SYNCER_OVERLAP" default:"24h"`
 	ClearingLookback time.Duration `envconfig:"SYNCER_CLEARING_LOOKBACK" default:"2160h"`
 	ClearingInterval time.Duration `envconfig:"SYNCER_CLEARING_INTERVAL" default:"6h"`
-	BatchSize        int           `envconfig:"SYNCER_BATCH_SIZE" default:"10000"`
+	BatchSize        int           `envconfig:"SYNCER_BATCH_SIZE" default:"2000"`
+	InsertRows       int           `envconfig:"SYNCER_INSERT_ROWS" default:"100000"`
 	PageSizeActions  int           `envconfig:"SYNCER_PAGE_SIZE_ACTIONS" default:"20000"`
 	RequestTimeout   time.Duration `envconfig:"SYNCER_REQUEST_TIMEOUT" default:"2m"`
 }
@@ -173,6 +174,9 @@ func (c Config) problems() []error {
 	}
 	if c.BatchSize < 1 {
 		bad("SYNCER_BATCH_SIZE %d: want at least 1", c.BatchSize)
+	}
+	if c.InsertRows < 1 {
+		bad("SYNCER_INSERT_ROWS %d: want at least 1", c.InsertRows)
 	}
 	if c.PageSizeActions < 2000 || c.PageSizeActions > 20000 {
 		bad("SYNCER_PAGE_SIZE_ACTIONS %d: impact.com accepts 2000 to 20000", c.PageSizeActions)

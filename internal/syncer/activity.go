@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,8 +23,37 @@ type scan struct {
 	Covers []WatermarkKey
 }
 
-// activity syncs Actions or ActionUpdates of every campaign scope.
+// writeAttempts bounds how often an entity run reads its windows again after
+// a write whose outcome was unknown (ErrWriteInterrupted).
+const writeAttempts = 4
+
+// activity syncs Actions or ActionUpdates of every campaign scope. A
+// streamed insert that fails for a reason that may pass cannot be sent
+// again (its rows are not kept), so the run starts over from the stored
+// watermarks and reads those windows again, a few times.
 func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64, error) {
+	var total uint64
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		rows, err := p.activityOnce(ctx, e, log)
+		total += rows
+		if err == nil || !errors.Is(err, ErrWriteInterrupted) || attempt >= writeAttempts || ctx.Err() != nil || p.req.stopping() {
+			return total, err
+		}
+		log.Warn("clickhouse write failed; reading the windows since the last stored watermark again",
+			zap.Int("attempt", attempt), zap.Duration("wait", backoff), zap.Error(err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return total, err
+		case <-t.C:
+		}
+		backoff = min(backoff*4, 10*time.Second)
+	}
+}
+
+func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uint64, error) {
 	scopes, err := p.campaignScopes(ctx)
 	if err != nil {
 		return 0, err
@@ -85,34 +115,36 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	for _, pl := range plans {
 		nscans += len(pl.scans)
 	}
-	ld := newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans)
-	var decodeErrs []error
+	lazy := p.req.Kind != RunBackfill && total == nscans
+	var ld sink
+	if sw, ok := p.s.Writer.(StreamWriter); ok {
+		ld = newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy)
+	} else {
+		ld = newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy)
+	}
+	var jobs []scanJob
 	for _, pl := range plans {
 		for _, sc := range pl.scans {
-			errs, err := p.runScan(ctx, e, pl.campaign, sc, ld, prog, log)
-			decodeErrs = append(decodeErrs, errs...)
-			if err != nil {
-				werr := ld.close()
-				if errors.Is(err, werr) {
-					werr = nil // the scan stopped on the loader's error: say it once
-				}
-				return ld.rows, errors.Join(err, werr)
-			}
-			if err := ld.failed(); err != nil {
-				ld.close()
-				return ld.rows, err
-			}
+			jobs = append(jobs, scanJob{campaign: pl.campaign, sc: sc, commit: true})
 		}
 	}
-	if err := ld.close(); err != nil {
-		return ld.rows, err
+	decodeErrs, err := p.runScans(ctx, e, jobs, ld, prog, log)
+	if err != nil {
+		werr := ld.close()
+		if errors.Is(err, werr) {
+			werr = nil // the scan stopped on the loader's error: say it once
+		}
+		return ld.loaded(), errors.Join(err, werr)
 	}
-	prog.rows = ld.rows
+	if err := ld.close(); err != nil {
+		return ld.loaded(), err
+	}
+	prog.rows = ld.loaded()
 	prog.report("")
 	if len(decodeErrs) > 0 {
-		return ld.rows, joinDecodeErrors(decodeErrs)
+		return ld.loaded(), joinDecodeErrors(decodeErrs)
 	}
-	return ld.rows, nil
+	return ld.loaded(), nil
 }
 
 // Progress is reported after every window of an Actions or ActionUpdates
@@ -379,51 +411,100 @@ func ChunkWindows(from, to time.Time, max time.Duration) []Window {
 // days; 44 keeps every window safely inside the inclusive limit.
 const MaxWindow = 44 * 24 * time.Hour
 
-// runScan reads one scan window by window. It returns the decode errors met
-// (their window's watermark and every later one stay put) and a fatal error.
-func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc scan, ld *loader, prog *progress, log *zap.Logger) ([]error, error) {
+// scanJob is one campaign's scan within a pass.
+type scanJob struct {
+	campaign string
+	sc       scan
+	windows  []Window
+	commit   bool // no decode error yet: its watermark may advance
+}
+
+// runScans reads the scans of a pass: scans of one name (the same date
+// filter) together, their windows across campaigns in date order, so that
+// the rows of a month arrive together and reach ClickHouse in one insert
+// rather than one per campaign. Each campaign's windows stay in order and
+// advance its own watermark. It returns the decode errors met (their
+// window's watermark and every later one of that scan stay put) and a fatal
+// error.
+func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, prog *progress, log *zap.Logger) ([]error, error) {
+	type step struct {
+		job *scanJob
+		w   Window
+	}
 	var decodeErrs []error
-	commit := true
-	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
-		if p.req.stopping() {
-			return decodeErrs, ErrStopped
+	for first := true; len(jobs) > 0; first = false {
+		if !first {
+			ld.newScan()
 		}
-		q := Query{Entity: e, CampaignID: campaign, Filter: sc.Filter, Window: w}
-		bad := 0
-		for r, err := range p.src.Records(ctx, q) {
-			var de *DecodeError
-			if errors.As(err, &de) {
-				bad++
-				decodeErrs = append(decodeErrs, err)
-				continue
+		name := jobs[0].sc.Key.Scan
+		var group []*scanJob
+		rest := jobs[:0:0]
+		for i := range jobs {
+			if jobs[i].sc.Key.Scan == name {
+				group = append(group, &jobs[i])
+			} else {
+				rest = append(rest, jobs[i])
 			}
-			if err != nil {
-				return decodeErrs, fmt.Errorf("%s: %w", q, err)
+		}
+		var steps []step
+		for _, j := range group {
+			j.windows = ChunkWindows(j.sc.From, j.sc.To, MaxWindow)
+			for _, w := range j.windows {
+				steps = append(steps, step{j, w})
 			}
-			ld.add(r)
-			prog.rows++
 		}
-		if bad > 0 {
-			commit = false
-			log.Error("records could not be decoded; the watermark stays before this window",
-				zap.String("campaign_id", campaign), zap.String("scan", sc.Key.Scan), zap.Stringer("window", w), zap.Int("records", bad))
-		}
-		if commit {
-			ld.commit(sc.Key, w.End)
-			if w.End.Equal(sc.To) {
-				for _, k := range sc.Covers {
-					ld.commit(k, w.End)
-				}
+		slices.SortStableFunc(steps, func(a, b step) int { return a.w.End.Compare(b.w.End) })
+		for _, st := range steps {
+			if err := p.runWindow(ctx, e, st.job, st.w, ld, prog, log, &decodeErrs); err != nil {
+				return decodeErrs, err
 			}
-		} else {
-			ld.flush()
 		}
-		if err := ld.failed(); err != nil {
-			return decodeErrs, err
-		}
-		prog.done++
-		prog.window = w
-		prog.report(campaign)
+		jobs = rest
 	}
 	return decodeErrs, nil
+}
+
+// runWindow reads one window of a scan and queues its watermark.
+func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, ld sink, prog *progress, log *zap.Logger, decodeErrs *[]error) error {
+	if p.req.stopping() {
+		return ErrStopped
+	}
+	sc := j.sc
+	q := Query{Entity: e, CampaignID: j.campaign, Filter: sc.Filter, Window: w}
+	bad := 0
+	for r, err := range p.src.Records(ctx, q) {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			bad++
+			*decodeErrs = append(*decodeErrs, err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+		ld.add(r)
+		prog.rows++
+	}
+	if bad > 0 {
+		j.commit = false
+		log.Error("records could not be decoded; the watermark stays before this window",
+			zap.String("campaign_id", j.campaign), zap.String("scan", sc.Key.Scan), zap.Stringer("window", w), zap.Int("records", bad))
+	}
+	if j.commit {
+		ld.commit(sc.Key, w.End)
+		if w.End.Equal(sc.To) {
+			for _, k := range sc.Covers {
+				ld.commit(k, w.End)
+			}
+		}
+	} else {
+		ld.flush()
+	}
+	if err := ld.failed(); err != nil {
+		return err
+	}
+	prog.done++
+	prog.window = w
+	prog.report(j.campaign)
+	return nil
 }

@@ -59,10 +59,14 @@ type Options struct {
 	// ClearedDate on recently locked actions (defaults 90 days, every 6h).
 	ClearingLookback time.Duration
 	ClearingInterval time.Duration
-	// BatchSize bounds the rows a run holds before ClickHouse has them,
-	// and so its memory; an insert carries at most that many (default
-	// 10000).
+	// BatchSize bounds the decoded rows a run holds before they are sent
+	// to ClickHouse, and so its memory (default 2000). With a Writer that
+	// cannot stream, an insert carries at most that many.
 	BatchSize int
+	// InsertRows is the most rows one streamed INSERT carries before it is
+	// committed (default DefaultInsertRows); ClickHouse holds them, not the
+	// run.
+	InsertRows int
 }
 
 func (o *Options) defaults() {
@@ -79,7 +83,10 @@ func (o *Options) defaults() {
 		o.ClearingInterval = 6 * time.Hour
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 10000
+		o.BatchSize = 2000
+	}
+	if o.InsertRows == 0 {
+		o.InsertRows = DefaultInsertRows
 	}
 }
 
