@@ -37,6 +37,14 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	for attempt := 1; ; attempt++ {
 		rows, err := p.activityOnce(ctx, e, log)
 		total += rows
+		var old *TooOldError
+		if errors.As(err, &old) && p.opt.Reach == MaxReach && !p.s.calendarRefused.Load() {
+			// the API counts its 3 years as 3×365 days: plan again with that
+			p.s.calendarRefused.Store(true)
+			log.Warn("impact.com refused a start 3 calendar years back; reaching back 3×365 days instead", zap.Error(err))
+			attempt--
+			continue
+		}
 		if err == nil || !errors.Is(err, ErrWriteInterrupted) || attempt >= writeAttempts || ctx.Err() != nil || p.req.stopping() {
 			return total, err
 		}
@@ -194,7 +202,7 @@ func (pr *progress) report(campaign string) {
 // plan lists the scans one campaign scope needs now.
 func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Time) ([]scan, error) {
 	o := p.opt
-	reach := now.Add(-o.Reach)
+	reach := p.reach(now)
 	key := func(name string) WatermarkKey {
 		return WatermarkKey{AccountID: p.acct.ID, Entity: e, CampaignID: campaign, Scan: name}
 	}

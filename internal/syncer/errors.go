@@ -90,6 +90,17 @@ func (e *TooManyPagesError) Error() string {
 	return fmt.Sprintf("impact.com %s: result exceeds 10 pages: %s", e.Endpoint, e.Message)
 }
 
+// TooOldError is the date rule that a start may be at most 3 years in the
+// past: the API refused a window starting before the limit it serves.
+type TooOldError struct {
+	Endpoint string
+	Message  string
+}
+
+func (e *TooOldError) Error() string {
+	return fmt.Sprintf("impact.com %s: start date older than the API serves: %s", e.Endpoint, e.Message)
+}
+
 // DecodeError is a record that could not be decoded. The rest of its page is
 // still delivered.
 type DecodeError struct {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,8 +53,12 @@ type Options struct {
 	// Overlap is how far each incremental scan reaches back before its
 	// watermark, for changes the API shows late (default 24h).
 	Overlap time.Duration
-	// Reach is how far back the API serves Actions: 3×365 days, less a small
-	// margin so a window's start is still inside the limit when it arrives.
+	// Reach is how far back the API serves Actions when it refuses the
+	// calendar limit: 3×365 days, less a small margin so a window's start is
+	// still inside the limit when it arrives. With the default, a pass first
+	// asks for 3 calendar years (less the margin), a day more when they hold
+	// a 29 February, and falls back to Reach once the API refuses that start
+	// with its 3-year error (see pass.reach).
 	Reach time.Duration
 	// ClearingLookback and ClearingInterval drive the re-scan that picks up
 	// ClearedDate on recently locked actions (defaults 90 days, every 6h).
@@ -93,7 +98,11 @@ func (o *Options) defaults() {
 // MaxReach is how far back the Actions date filters reach: 3×365 days less
 // five minutes, so that a window's start is still inside the limit by the
 // time the request arrives.
-const MaxReach = 3*365*24*time.Hour - 5*time.Minute
+const MaxReach = 3*365*24*time.Hour - reachMargin
+
+// reachMargin keeps a window's start inside the API's look-back limit
+// however long the pass takes to ask for it.
+const reachMargin = 5 * time.Minute
 
 // Syncer runs sync passes. Its collaborators are interfaces so the pass can
 // be tested with any store; cmd/syncer wires ClickHouse and impact.com.
@@ -112,6 +121,9 @@ type Syncer struct {
 	Holder string
 	// NewRunID returns a unique id for a run.
 	NewRunID func() string
+	// calendarRefused: the API refused a start 3 calendar years back, so
+	// passes reach back 3×365 days (Options.Reach) instead.
+	calendarRefused atomic.Bool
 	// Progress, when set, is called after every Actions/ActionUpdates window.
 	Progress func(Progress)
 }
@@ -358,6 +370,21 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 		log.Error("run failed", append(fields, zap.String("error", run.Error))...)
 	}
 	return run
+}
+
+// reach is the oldest start the API serves at now: 3 calendar years back
+// less reachMargin (1,096 days when they hold a 29 February), or
+// Options.Reach once the API refused the calendar limit or when Reach is not
+// the default. Never less than Options.Reach.
+func (p *pass) reach(now time.Time) time.Time {
+	fixed := now.Add(-p.opt.Reach)
+	if p.opt.Reach != MaxReach || p.s.calendarRefused.Load() {
+		return fixed
+	}
+	if cal := now.UTC().AddDate(-3, 0, 0).Add(reachMargin); cal.Before(fixed) {
+		return cal
+	}
+	return fixed
 }
 
 // serverNow is impact.com's time, or the local clock before any response.
