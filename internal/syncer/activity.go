@@ -478,6 +478,7 @@ func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, ld
 		return ErrStopped
 	}
 	sc := j.sc
+	ld.window(w.Start)
 	q := Query{Entity: e, CampaignID: j.campaign, Filter: sc.Filter, Window: w}
 	bad := 0
 	for r, err := range p.src.Records(ctx, q) {

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -13,6 +14,7 @@ type sink interface {
 	commit(k WatermarkKey, t time.Time)
 	flush()
 	newScan()
+	window(start time.Time)
 	failed() error
 	close() error
 	loaded() uint64
@@ -28,40 +30,50 @@ const (
 	DefaultInsertRows = 100_000
 	// chunkRows is how many rows the reader hands the writer at once.
 	chunkRows = 250
-	// commitAfter: an insert that has been open this long ends at the next
-	// watermark, so a backfill against a slow API still commits every few
-	// seconds.
-	commitAfter = 5 * time.Second
+	// commitAfter: once an insert has been open this long, every open
+	// insert ends at the next watermark, so a run whose reader never pauses
+	// still commits every so often.
+	commitAfter = 30 * time.Second
 	// idleCommit: an insert the reader has not fed for this long ends (its
 	// watermarks are stored), so a slow page never holds an INSERT open
 	// towards the server's receive timeout.
 	idleCommit = 2 * time.Second
 )
 
-// streamLoader overlaps reading with loading through one INSERT at a time
-// (StreamWriter): the reader hands rows over in small chunks and a
-// goroutine adds them to the open insert, which sends them to ClickHouse in
-// data blocks, so the run holds at most batchSize rows in chunks plus one
-// block, however large the insert. The insert ends (Commit), and the
-// watermarks of the windows read before its last row are stored, when
+// streamLoader overlaps reading with loading through streamed INSERTs
+// (StreamWriter), one open per partition month: the reader hands rows over
+// in small chunks and a goroutine adds each to its month's insert, which
+// sends them to ClickHouse in data blocks. So the run holds at most
+// batchSize rows in chunks plus a block per open insert, however large the
+// inserts, and ClickHouse writes about one part per month a run touches
+// (every part costs it a fixed price to write, and a FINAL read opens every
+// part of the table at once, so their number matters to analysts too).
 //
-//   - it carries insertRows rows;
-//   - it has been open commitAfter and a watermark waits;
-//   - the reader has not fed it for idleCommit (the API is the slower
-//     side: commit what was read);
-//   - a scan ends (another scan name: its windows go back in time), on a
-//     flush, and on close.
+// A scan reads its windows oldest first and a record's partition date is
+// not after the date the scan filters on, so when a window starting in
+// month M begins, the months before M are complete (a record that breaks
+// the rule costs an extra part, nothing else). An insert ends (Commit) when
 //
-// A short run (lazy) ends its insert only for size, idleness and close, and
-// so commits once. A watermark is stored only after every row read before it
-// was acknowledged; after a failed insert nothing more is committed and the
-// pass ends (an interrupted write is retried by reading again, see
-// pass.activity).
+//   - its month is complete;
+//   - it carries insertRows rows, or the open inserts together do (the
+//     fullest ends);
+//   - the oldest open insert has been open commitAfter and a watermark
+//     waits, or the reader has not fed the loader for idleCommit (the API
+//     is the slower side): then every open insert ends;
+//   - on a flush and on close: every open insert ends.
+//
+// After a commit, the watermarks whose rows are all in are stored: a
+// watermark is stored only after every row read before it was
+// acknowledged. A short run (lazy) ends its inserts only for size,
+// idleness and close, and so commits once. After a failed insert nothing
+// more is committed and the pass ends (an interrupted write is retried by
+// reading again, see pass.activity).
 type streamLoader struct {
 	s          *Syncer
 	w          StreamWriter
 	accountID  string
 	entity     Entity
+	part       int // partition column index, or -1
 	insertRows int
 	lazy       bool
 
@@ -69,23 +81,27 @@ type streamLoader struct {
 	items chan streamItem
 	done  chan struct{}
 
-	mu   sync.Mutex
-	err  error
-	rows uint64 // rows acknowledged by ClickHouse
+	mu      sync.Mutex
+	err     error
+	rows    uint64 // rows acknowledged by ClickHouse
+	inserts int    // inserts committed
+	months  map[int64]bool
 }
 
-// streamItem is a chunk of rows or a mark, in reading order.
+// streamItem is a chunk of rows, a mark, or the start of a window, in
+// reading order.
 type streamItem struct {
-	recs []Record
-	mark loadMark
+	recs  []Record
+	mark  loadMark
+	start time.Time // a window starting then begins
 }
 
 func newStreamLoader(ctx context.Context, s *Syncer, w StreamWriter, accountID string, e Entity, batchSize, insertRows int, lazy bool) *streamLoader {
 	if insertRows <= 0 {
 		insertRows = DefaultInsertRows
 	}
-	ld := &streamLoader{s: s, w: w, accountID: accountID, entity: e, insertRows: insertRows, lazy: lazy,
-		items: make(chan streamItem, max(batchSize/chunkRows, 1)), done: make(chan struct{})}
+	ld := &streamLoader{s: s, w: w, accountID: accountID, entity: e, part: Tables[e].Partition, insertRows: insertRows, lazy: lazy,
+		items: make(chan streamItem, max(batchSize/chunkRows, 1)), done: make(chan struct{}), months: map[int64]bool{}}
 	go ld.run(ctx)
 	return ld
 }
@@ -106,20 +122,21 @@ func (ld *streamLoader) send() {
 	ld.chunk = make([]Record, 0, chunkRows)
 }
 
+// window says a window starting at start begins: months before its month
+// are complete.
+func (ld *streamLoader) window(start time.Time) {
+	ld.send()
+	ld.items <- streamItem{start: start}
+}
+
 func (ld *streamLoader) commit(k WatermarkKey, t time.Time) {
 	ld.send()
 	ld.items <- streamItem{mark: loadMark{key: &k, mark: t}}
 }
 
-// newScan ends the insert before a new scan (not in a lazy run): its
-// windows go back in time, into months the insert has already touched.
-func (ld *streamLoader) newScan() {
-	if ld.lazy {
-		return
-	}
-	ld.send()
-	ld.items <- streamItem{mark: loadMark{}}
-}
+// newScan: a new scan goes back in time, into months whose inserts may have
+// ended; nothing to do (their rows go into new inserts).
+func (ld *streamLoader) newScan() {}
 
 func (ld *streamLoader) flush() {
 	ld.send()
@@ -138,6 +155,19 @@ func (ld *streamLoader) loaded() uint64 {
 	return ld.rows
 }
 
+// touched returns the partition months written to and the number of
+// inserts committed.
+func (ld *streamLoader) touched() ([]int64, int) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	ms := make([]int64, 0, len(ld.months))
+	for m := range ld.months {
+		ms = append(ms, m)
+	}
+	slices.Sort(ms)
+	return ms, ld.inserts
+}
+
 func (ld *streamLoader) close() error {
 	ld.send()
 	close(ld.items)
@@ -153,31 +183,36 @@ func (ld *streamLoader) fail(err error) {
 	}
 }
 
+func (ld *streamLoader) month(r Record) int64 {
+	if ld.part >= 0 && ld.part < len(r.Values) {
+		if t, ok := r.Values[ld.part].(time.Time); ok {
+			return monthOf(t)
+		}
+	}
+	return 0
+}
+
+// openInsert is an insert in progress for one month.
+type openInsert struct {
+	ins      Insert
+	firstSeq uint64 // sequence number of its first row
+	opened   time.Time
+}
+
+// streamWriter is the state of the writer goroutine.
+type streamWriter struct {
+	ld      *streamLoader
+	ctx     context.Context
+	open    map[int64]*openInsert
+	rows    int    // rows in open inserts
+	seq     uint64 // rows handed over so far
+	pending []loadMark
+}
+
 // run is the writer goroutine.
 func (ld *streamLoader) run(ctx context.Context) {
 	defer close(ld.done)
-	var (
-		ins     Insert
-		opened  time.Time
-		pending []loadMark // marks whose rows are all in the open insert
-	)
-	// end commits the open insert and stores the pending watermarks.
-	end := func() error {
-		if ins != nil {
-			n := ins.Rows()
-			err := ins.Commit()
-			ins = nil
-			if err != nil {
-				return err
-			}
-			ld.mu.Lock()
-			ld.rows += uint64(n)
-			ld.mu.Unlock()
-		}
-		marks := latestPerKey(pending)
-		pending = nil
-		return storeMarks(ctx, ld.s.State, marks)
-	}
+	sw := &streamWriter{ld: ld, ctx: ctx, open: map[int64]*openInsert{}}
 	idle := time.NewTimer(idleCommit)
 	defer idle.Stop()
 	for {
@@ -192,8 +227,8 @@ func (ld *streamLoader) run(ctx context.Context) {
 			select {
 			case it, ok = <-ld.items:
 			case <-idle.C:
-				if ld.failed() == nil && (ins != nil || len(pending) > 0) {
-					if err := end(); err != nil {
+				if ld.failed() == nil && (len(sw.open) > 0 || len(sw.pending) > 0) {
+					if err := sw.end(func(int64) bool { return true }); err != nil {
 						ld.fail(err)
 					}
 				}
@@ -206,49 +241,141 @@ func (ld *streamLoader) run(ctx context.Context) {
 		if ld.failed() != nil {
 			continue // drain: nothing after a failed insert is written or committed
 		}
-		var err error
-		switch {
-		case it.recs != nil:
-			for _, r := range it.recs {
-				if ins == nil {
-					if ins, err = ld.w.OpenInsert(ctx, ld.accountID, ld.entity); err != nil {
-						ins = nil
-						break
-					}
-					opened = time.Now()
-				}
-				if err = ins.Add(r); err != nil {
-					ins = nil
-					break
-				}
-				if ins.Rows() >= ld.insertRows {
-					if err = end(); err != nil {
-						break
-					}
-				}
-			}
-		case it.mark.barrier():
-			err = end()
-		default:
-			pending = append(pending, it.mark)
-			if !ld.lazy && (ins == nil || time.Since(opened) >= commitAfter) {
-				err = end()
-			}
-		}
-		if err != nil {
-			if ins != nil {
-				ins.Abort()
-				ins = nil
-			}
+		if err := sw.handle(it); err != nil {
+			sw.abort()
 			ld.fail(err)
 		}
 	}
 	if ld.failed() == nil {
-		if err := end(); err != nil {
+		if err := sw.end(func(int64) bool { return true }); err != nil {
+			sw.abort()
 			ld.fail(err)
 		}
-	} else if ins != nil {
-		ins.Abort()
+	}
+}
+
+func (sw *streamWriter) handle(it streamItem) error {
+	ld := sw.ld
+	all := func(int64) bool { return true }
+	switch {
+	case it.recs != nil:
+		for _, r := range it.recs {
+			m := ld.month(r)
+			o := sw.open[m]
+			if o == nil {
+				ins, err := ld.w.OpenInsert(sw.ctx, ld.accountID, ld.entity)
+				if err != nil {
+					return err
+				}
+				o = &openInsert{ins: ins, firstSeq: sw.seq, opened: time.Now()}
+				sw.open[m] = o
+			}
+			if err := o.ins.Add(r); err != nil {
+				delete(sw.open, m) // abandoned by Add
+				return err
+			}
+			sw.seq++
+			sw.rows++
+			if o.ins.Rows() >= ld.insertRows {
+				if err := sw.end(func(x int64) bool { return x == m }); err != nil {
+					return err
+				}
+			} else if sw.rows >= ld.insertRows {
+				if err := sw.end(func(x int64) bool { return x == sw.fullest() }); err != nil {
+					return err
+				}
+			}
+		}
+	case !it.start.IsZero():
+		if ld.lazy {
+			return nil
+		}
+		before := monthOf(it.start)
+		return sw.end(func(x int64) bool { return x < before })
+	case it.mark.barrier():
+		return sw.end(all)
+	default:
+		it.mark.seq = sw.seq
+		sw.pending = append(sw.pending, it.mark)
+		switch {
+		case ld.lazy:
+		case len(sw.open) == 0:
+			return sw.end(all) // nothing to wait for: store it now
+		case time.Since(sw.oldest()) >= commitAfter:
+			return sw.end(all)
+		}
+	}
+	return nil
+}
+
+func (sw *streamWriter) fullest() int64 {
+	best, n := int64(0), -1
+	for m, o := range sw.open {
+		if o.ins.Rows() > n {
+			best, n = m, o.ins.Rows()
+		}
+	}
+	return best
+}
+
+func (sw *streamWriter) oldest() time.Time {
+	t := time.Now()
+	for _, o := range sw.open {
+		if o.opened.Before(t) {
+			t = o.opened
+		}
+	}
+	return t
+}
+
+// end commits the open inserts of the months which, then stores the
+// watermarks whose rows are all in.
+func (sw *streamWriter) end(which func(month int64) bool) error {
+	ld := sw.ld
+	var months []int64
+	for m := range sw.open {
+		if which(m) {
+			months = append(months, m)
+		}
+	}
+	slices.Sort(months)
+	for _, m := range months {
+		o := sw.open[m]
+		delete(sw.open, m)
+		n := o.ins.Rows()
+		sw.rows -= n
+		if err := o.ins.Commit(); err != nil {
+			return err
+		}
+		ld.mu.Lock()
+		ld.rows += uint64(n)
+		ld.inserts++
+		ld.months[m] = true
+		ld.mu.Unlock()
+	}
+	// a watermark is stored once no open insert holds a row read before it
+	oldest := sw.seq
+	for _, o := range sw.open {
+		oldest = min(oldest, o.firstSeq)
+	}
+	var done []loadMark
+	keep := sw.pending[:0]
+	for _, m := range sw.pending {
+		if m.seq <= oldest {
+			done = append(done, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	sw.pending = keep
+	return storeMarks(sw.ctx, ld.s.State, latestPerKey(done))
+}
+
+// abort drops every open insert.
+func (sw *streamWriter) abort() {
+	for m, o := range sw.open {
+		o.ins.Abort()
+		delete(sw.open, m)
 	}
 }
 

@@ -121,19 +121,38 @@ func TestStreamLoaderSharesAnInsertAcrossWindows(t *testing.T) {
 	})
 }
 
-// A new scan goes back in time: the insert of the previous one ends first.
-func TestStreamLoaderEndsTheInsertAtANewScan(t *testing.T) {
+// Each partition month has its insert; a month's insert ends once a window
+// starting in a later month begins, and a watermark waits for every insert
+// holding a row read before it.
+func TestStreamLoaderInsertsOnePerMonth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ld, ev := newTestStreamLoader(t, 1000, 100, false)
-		ld.add(loaderRec("a"))
-		ld.commit(loaderKey("event"), time.Unix(10, 0))
-		ld.newScan()
-		ld.add(loaderRec("b"))
-		ld.commit(loaderKey("updated"), time.Unix(10, 0))
+		ld.window(day(1, 1))
+		ld.add(monthRec("a1", 1))
+		ld.add(monthRec("b1", 2))
+		ld.commit(loaderKey("event"), day(2, 14))
+		synctest.Wait()
+		equalEvents(t, ev.log()) // both months still open
+		ld.window(day(2, 15))    // January is complete
+		synctest.Wait()
+		equalEvents(t, ev.log(), "insert a1") // the watermark waits for b1
+		ld.add(monthRec("b2", 2))
+		ld.add(monthRec("a2", 1)) // late: a new insert for January
+		ld.commit(loaderKey("event"), day(3, 31))
+		synctest.Wait()
+		equalEvents(t, ev.log(), "insert a1")
+		ld.window(day(4, 1))
+		synctest.Wait()
+		equalEvents(t, ev.log(), "insert a1", "insert a2", "insert b1,b2", "mark event="+fmt.Sprint(day(3, 31).Unix()))
+		ld.add(monthRec("c", 3))
+		ld.commit(loaderKey("event"), day(5, 14))
 		if err := ld.close(); err != nil {
 			t.Fatal(err)
 		}
-		equalEvents(t, ev.log(), "insert a", "mark event=10", "insert b", "mark updated=10")
+		equalEvents(t, ev.log()[4:], "insert c", "mark event="+fmt.Sprint(day(5, 14).Unix()))
+		if months, inserts := ld.touched(); fmt.Sprint(months) != fmt.Sprint([]int64{monthOf(day(1, 1)), monthOf(day(2, 1)), monthOf(day(3, 1))}) || inserts != 4 {
+			t.Errorf("touched %v in %d inserts", months, inserts)
+		}
 	})
 }
 
@@ -152,16 +171,16 @@ func TestStreamLoaderCommitsWhenTheReaderIsSlow(t *testing.T) {
 		equalEvents(t, ev.log(), "insert a", "mark event=10")
 
 		// a reader that never pauses for idleCommit but is slow overall
-		for i := range 10 {
+		for i := range 40 {
 			ld.add(loaderRec(fmt.Sprint(i)))
 			time.Sleep(idleCommit / 2)
-			ld.commit(loaderKey("event"), time.Unix(int64(20+i), 0))
+			ld.commit(loaderKey("event"), time.Unix(int64(100+i), 0))
 		}
 		synctest.Wait()
 		log := ev.log()[2:]
-		// the first row went in at 1s (with its window's watermark), so the
-		// window read at 6s is the first after commitAfter
-		if len(log) < 2 || log[0] != "insert 0,1,2,3,4,5" || log[1] != "mark event=25" {
+		// the first row went in at 1s, so the window read at 31s is the
+		// first after commitAfter
+		if len(log) < 2 || !strings.HasPrefix(log[0], "insert 0,1,2,") || !strings.HasSuffix(log[0], ",30") || log[1] != "mark event=130" {
 			t.Errorf("after %s of reading, events %q; want the insert of the windows read so far and its watermark", commitAfter, log)
 		}
 		if err := ld.close(); err != nil {
@@ -232,8 +251,8 @@ func TestStreamLoaderCommitsNothingAfterAFailedInsert(t *testing.T) {
 	})
 }
 
-// A short run inserts what it read once and stores its watermarks in one
-// write, at the end.
+// A short run inserts what it read once (an insert per month) and stores
+// its watermarks in one write, at the end.
 func TestStreamLoaderShortRunCommitsOnceAtTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ev := &streamEvents{}
@@ -251,6 +270,6 @@ func TestStreamLoaderShortRunCommitsOnceAtTheEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := day(3, 1).Unix()
-		equalEvents(t, ev.log(), "insert a,b", fmt.Sprintf("marks event=%d locking=%d updated=%d", d, d, d))
+		equalEvents(t, ev.log(), "insert a", "insert b", fmt.Sprintf("marks event=%d locking=%d updated=%d", d, d, d))
 	})
 }
