@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -120,3 +121,51 @@ func streamError(accountID string, e syncer.Entity, rows int, err error) error {
 	}
 	return fmt.Errorf("account %s: insert of %d %s: %w", accountID, rows, e, err)
 }
+
+var _ syncer.PartMerger = (*Writer)(nil)
+
+// MergeMonths merges the active parts of each given partition month of e's
+// table that has more than one into one (OPTIMIZE … PARTITION … FINAL,
+// which on a plain MergeTree returns once the merge is done). The merge
+// rewrites the whole month, every account's rows of it.
+func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time.Time) error {
+	if _, err := table(e); err != nil {
+		return err
+	}
+	if len(months) == 0 {
+		return nil
+	}
+	ids := make([]string, len(months))
+	for i, m := range months {
+		ids[i] = "'" + m.UTC().Format("200601") + "'" // digits only
+	}
+	rows, err := w.db.conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = ? AND table = ? AND active AND partition_id IN ("+
+		strings.Join(ids, ", ")+") GROUP BY partition_id HAVING count() > 1 ORDER BY partition_id", w.db.opts.Database, string(e))
+	if err != nil {
+		return describeTable(err, string(e))
+	}
+	var merge []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		merge = append(merge, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range merge {
+		if !partitionID.MatchString(id) {
+			return fmt.Errorf("unexpected partition id %q of %s", id, e)
+		}
+		if err := w.db.conn.Exec(ctx, "OPTIMIZE TABLE "+quote(string(e))+" PARTITION ID '"+id+"' FINAL"); err != nil {
+			return fmt.Errorf("merging %s partition %s: %w", e, id, describeTable(err, string(e)))
+		}
+	}
+	return nil
+}
+
+var partitionID = regexp.MustCompile(`^[0-9]{6}$`)

@@ -147,12 +147,41 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 	if err := ld.close(); err != nil {
 		return ld.loaded(), err
 	}
+	if err := p.mergeParts(ctx, e, ld, lazy, log); err != nil {
+		return ld.loaded(), err
+	}
 	prog.rows = ld.loaded()
 	prog.report("")
 	if len(decodeErrs) > 0 {
 		return ld.loaded(), joinDecodeErrors(decodeErrs)
 	}
 	return ld.loaded(), nil
+}
+
+// mergeParts merges the partition months a run wrote in more inserts than
+// months (see PartMerger); a short run, and one that wrote each month once,
+// leave merging to ClickHouse.
+func (p *pass) mergeParts(ctx context.Context, e Entity, ld sink, lazy bool, log *zap.Logger) error {
+	sl, ok := ld.(*streamLoader)
+	pm, can := p.s.Writer.(PartMerger)
+	if !ok || !can || lazy {
+		return nil
+	}
+	months, inserts := sl.touched()
+	if inserts <= len(months) {
+		return nil
+	}
+	ts := make([]time.Time, len(months))
+	for i, m := range months {
+		ts[i] = time.Date(int(m/12), time.Month(m%12+1), 1, 0, 0, 0, 0, time.UTC)
+	}
+	start := time.Now()
+	if err := pm.MergeMonths(ctx, e, ts); err != nil {
+		return fmt.Errorf("merging the parts of the %d months written: %w", len(ts), err)
+	}
+	log.Info("merged the parts of the months written", zap.Int("months", len(ts)), zap.Int("inserts", inserts),
+		zap.Duration("took", time.Since(start)))
+	return nil
 }
 
 // Progress is reported after every window of an Actions or ActionUpdates
@@ -478,7 +507,7 @@ func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, ld
 		return ErrStopped
 	}
 	sc := j.sc
-	ld.window(w.Start)
+	ld.window(sc.Filter, w.Start)
 	q := Query{Entity: e, CampaignID: j.campaign, Filter: sc.Filter, Window: w}
 	bad := 0
 	for r, err := range p.src.Records(ctx, q) {

@@ -367,7 +367,7 @@ func (ld *loader) commit(k WatermarkKey, t time.Time) {
 }
 
 // window: the old loader tracks complete months by the watermarks.
-func (ld *loader) window(time.Time) {}
+func (ld *loader) window(DateFilter, time.Time) {}
 
 // newScan says a new scan starts: its windows go back in time, so what the
 // previous scans read is inserted now (not in a lazy run).

@@ -66,6 +66,16 @@ type Insert interface {
 	Abort()
 }
 
+// PartMerger is implemented by a Writer whose table parts can be merged on
+// demand. A FINAL read opens every part of the table at once (on 18.16 some
+// memory per column of each part), so a run that wrote a month in several
+// parts (several scans over the same range: the first sync) merges the
+// months it touched before it reports success, and analysts can read the
+// table right after it. Errors are those of Write.
+type PartMerger interface {
+	MergeMonths(ctx context.Context, e Entity, months []time.Time) error
+}
+
 // ErrWriteInterrupted marks a failed write whose cause may pass and whose
 // rows may or may not be in ClickHouse (see Insert).
 var ErrWriteInterrupted = errors.New("clickhouse write interrupted")

@@ -14,7 +14,7 @@ type sink interface {
 	commit(k WatermarkKey, t time.Time)
 	flush()
 	newScan()
-	window(start time.Time)
+	window(f DateFilter, start time.Time)
 	failed() error
 	close() error
 	loaded() uint64
@@ -38,6 +38,15 @@ const (
 	// watermarks are stored), so a slow page never holds an INSERT open
 	// towards the server's receive timeout.
 	idleCommit = 2 * time.Second
+	// maxOpenInserts bounds the inserts a loader keeps open at once (each
+	// holds a ClickHouse connection): opening another ends the oldest
+	// month's first.
+	maxOpenInserts = 3
+	// lateMonths is how many months before a window's start a scan other
+	// than EventDate still finds records of: their partition date
+	// (creation) is up to two months before a locking date, and mostly
+	// close to the last update.
+	lateMonths = 2
 )
 
 // streamLoader overlaps reading with loading through streamed INSERTs
@@ -94,6 +103,7 @@ type streamItem struct {
 	recs  []Record
 	mark  loadMark
 	start time.Time // a window starting then begins
+	lag   int       // months before start's that may still get records
 }
 
 func newStreamLoader(ctx context.Context, s *Syncer, w StreamWriter, accountID string, e Entity, batchSize, insertRows int, lazy bool) *streamLoader {
@@ -122,11 +132,16 @@ func (ld *streamLoader) send() {
 	ld.chunk = make([]Record, 0, chunkRows)
 }
 
-// window says a window starting at start begins: months before its month
-// are complete.
-func (ld *streamLoader) window(start time.Time) {
+// window says a window of a scan on filter f starting at start begins:
+// months before its month (by EventDate; lateMonths more otherwise) are
+// complete.
+func (ld *streamLoader) window(f DateFilter, start time.Time) {
 	ld.send()
-	ld.items <- streamItem{start: start}
+	lag := 0
+	if f != ByEvent {
+		lag = lateMonths
+	}
+	ld.items <- streamItem{start: start, lag: lag}
 }
 
 func (ld *streamLoader) commit(k WatermarkKey, t time.Time) {
@@ -262,6 +277,18 @@ func (sw *streamWriter) handle(it streamItem) error {
 		for _, r := range it.recs {
 			m := ld.month(r)
 			o := sw.open[m]
+			if o == nil && len(sw.open) >= maxOpenInserts {
+				first := true
+				var oldest int64
+				for x := range sw.open {
+					if first || x < oldest {
+						oldest, first = x, false
+					}
+				}
+				if err := sw.end(func(x int64) bool { return x == oldest }); err != nil {
+					return err
+				}
+			}
 			if o == nil {
 				ins, err := ld.w.OpenInsert(sw.ctx, ld.accountID, ld.entity)
 				if err != nil {
@@ -290,7 +317,7 @@ func (sw *streamWriter) handle(it streamItem) error {
 		if ld.lazy {
 			return nil
 		}
-		before := monthOf(it.start)
+		before := monthOf(it.start) - int64(it.lag)
 		return sw.end(func(x int64) bool { return x < before })
 	case it.mark.barrier():
 		return sw.end(all)

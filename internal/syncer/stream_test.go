@@ -127,13 +127,13 @@ func TestStreamLoaderSharesAnInsertAcrossWindows(t *testing.T) {
 func TestStreamLoaderInsertsOnePerMonth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ld, ev := newTestStreamLoader(t, 1000, 100, false)
-		ld.window(day(1, 1))
+		ld.window(ByEvent, day(1, 1))
 		ld.add(monthRec("a1", 1))
 		ld.add(monthRec("b1", 2))
 		ld.commit(loaderKey("event"), day(2, 14))
 		synctest.Wait()
-		equalEvents(t, ev.log()) // both months still open
-		ld.window(day(2, 15))    // January is complete
+		equalEvents(t, ev.log())       // both months still open
+		ld.window(ByEvent, day(2, 15)) // January is complete
 		synctest.Wait()
 		equalEvents(t, ev.log(), "insert a1") // the watermark waits for b1
 		ld.add(monthRec("b2", 2))
@@ -141,7 +141,7 @@ func TestStreamLoaderInsertsOnePerMonth(t *testing.T) {
 		ld.commit(loaderKey("event"), day(3, 31))
 		synctest.Wait()
 		equalEvents(t, ev.log(), "insert a1")
-		ld.window(day(4, 1))
+		ld.window(ByEvent, day(4, 1))
 		synctest.Wait()
 		equalEvents(t, ev.log(), "insert a1", "insert a2", "insert b1,b2", "mark event="+fmt.Sprint(day(3, 31).Unix()))
 		ld.add(monthRec("c", 3))
@@ -271,5 +271,24 @@ func TestStreamLoaderShortRunCommitsOnceAtTheEnd(t *testing.T) {
 		}
 		d := day(3, 1).Unix()
 		equalEvents(t, ev.log(), "insert a", "insert b", fmt.Sprintf("marks event=%d locking=%d updated=%d", d, d, d))
+	})
+}
+
+// At most maxOpenInserts inserts are open at once (each holds a
+// connection): a row of another month ends the oldest month's first.
+func TestStreamLoaderBoundsItsOpenInserts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ld, ev := newTestStreamLoader(t, 1000, 100, false)
+		ld.window(ByLocking, day(1, 1))
+		for m := 1; m <= maxOpenInserts+1; m++ {
+			ld.add(monthRec(fmt.Sprint("m", m), m))
+		}
+		ld.commit(loaderKey("locking"), day(5, 1))
+		synctest.Wait()
+		equalEvents(t, ev.log(), "insert m1")
+		if err := ld.close(); err != nil {
+			t.Fatal(err)
+		}
+		equalEvents(t, ev.log(), "insert m1", "insert m2", "insert m3", "insert m4", "mark locking="+fmt.Sprint(day(5, 1).Unix()))
 	})
 }
