@@ -57,6 +57,7 @@ type Config struct {
 	ClearingInterval time.Duration `envconfig:"SYNCER_CLEARING_INTERVAL" default:"6h"`
 	BatchSize        int           `envconfig:"SYNCER_BATCH_SIZE" default:"2000"`
 	InsertRows       int           `envconfig:"SYNCER_INSERT_ROWS" default:"100000"`
+	MemoryLimitMiB   int           `envconfig:"SYNCER_MEMORY_LIMIT_MIB" default:"100"`
 	PageSizeActions  int           `envconfig:"SYNCER_PAGE_SIZE_ACTIONS" default:"20000"`
 	RequestTimeout   time.Duration `envconfig:"SYNCER_REQUEST_TIMEOUT" default:"2m"`
 }
@@ -174,6 +175,9 @@ func (c Config) problems() []error {
 	}
 	if c.BatchSize < 1 {
 		bad("SYNCER_BATCH_SIZE %d: want at least 1", c.BatchSize)
+	}
+	if c.MemoryLimitMiB < 0 {
+		bad("SYNCER_MEMORY_LIMIT_MIB %d: want 0 (no limit) or more", c.MemoryLimitMiB)
 	}
 	if c.InsertRows < 1 {
 		bad("SYNCER_INSERT_ROWS %d: want at least 1", c.InsertRows)

@@ -793,8 +793,8 @@ func TestIntegrationScenarioFinalReadableRightAfterLoading(t *testing.T) {
 	b := setup(t)
 	b.mustCLI("", "migrate")
 	for _, p := range scenarioPersonas {
-		spec := scenarioSpec(p, "IRFINAL"+strings.ToUpper(string(p))+"00000000000000001", 3000)
-		spec.History = 3 * 365 * day
+		spec := scenarioSpec(p, "IRFINAL"+strings.ToUpper(string(p))+"00000000000000001", 1500)
+		spec.History = 300 * day
 		spec.Campaigns = 1
 		b.addScenarioAccount(spec)
 	}
