@@ -244,6 +244,7 @@ func (ld *streamLoader) run(ctx context.Context) {
 			case <-idle.C:
 				if ld.failed() == nil && (len(sw.open) > 0 || len(sw.pending) > 0) {
 					if err := sw.end(func(int64) bool { return true }); err != nil {
+						sw.abort()
 						ld.fail(err)
 					}
 				}
@@ -263,10 +264,10 @@ func (ld *streamLoader) run(ctx context.Context) {
 	}
 	if ld.failed() == nil {
 		if err := sw.end(func(int64) bool { return true }); err != nil {
-			sw.abort()
 			ld.fail(err)
 		}
 	}
+	sw.abort() // whatever a failure left open
 }
 
 func (sw *streamWriter) handle(it streamItem) error {
