@@ -35,11 +35,13 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	var total uint64
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		p.calendarAsked = false
 		rows, err := p.activityOnce(ctx, e, log)
 		total += rows
 		var old *TooOldError
-		if errors.As(err, &old) && p.opt.Reach == MaxReach && !p.s.calendarRefused.Load() {
+		if errors.As(err, &old) && p.calendarAsked {
 			// the API counts its 3 years as 3×365 days: plan again with that
+			// (another pass may have learnt it meanwhile)
 			p.s.calendarRefused.Store(true)
 			log.Warn("impact.com refused a start 3 calendar years back; reaching back 3×365 days instead", zap.Error(err))
 			attempt--

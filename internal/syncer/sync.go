@@ -190,6 +190,8 @@ func (r AccountResult) Failed() bool {
 type pass struct {
 	s   *Syncer
 	opt Options // s.Options with defaults
+	// calendarAsked: this pass planned with the calendar limit (see reach).
+	calendarAsked bool
 	// warnedClamp: the backfill's too-old start was logged once already.
 	warnedClamp bool
 	acct        Account
@@ -382,6 +384,7 @@ func (p *pass) reach(now time.Time) time.Time {
 		return fixed
 	}
 	if cal := now.UTC().AddDate(-3, 0, 0).Add(reachMargin); cal.Before(fixed) {
+		p.calendarAsked = true
 		return cal
 	}
 	return fixed
