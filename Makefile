@@ -7,8 +7,11 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 CH_PORT ?= 19000
 export CLICKHOUSE_ADDR ?= 127.0.0.1:$(CH_PORT)
 FUZZTIME ?= 10s
+# staticcheck at a pinned version, installed into bin/tools by `make lint` (so CI gets it too).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(CURDIR)/bin/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: help build test test-unit test-faults fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
+.PHONY: help build test test-unit test-faults test-cluster cluster cluster-stop fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,14 +28,25 @@ clickhouse-stop: ## stop the local ClickHouse
 	scripts/clickhouse.sh stop
 
 test: clickhouse lint ## every test, integration tests against the real ClickHouse included (what CI runs)
-	$(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
+	scripts/zookeeper.sh install # the fleet tests start their own ZooKeeper; install it once, before tests run in parallel
+	set -o pipefail; $(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 test-faults: clickhouse ## the fault-injection suite alone (docs/reliability.md); FAULT_SEED=<seed> repeats the kill -9 points
-	@log=$$(mktemp); $(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationFault' -v ./cmd/syncer 2>&1 | tee $$log | scripts/testsummary.sh; status=$$?; \
+	@log=$$(mktemp); $(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationFault' -v ./cmd/syncer 2>&1 | tee $$log | scripts/testsummary.sh; status=$${PIPESTATUS[0]}; \
 	awk '/fault counts:/ { sub(/.*fault counts: /, ""); s += $$1; k += $$3; r += $$6; w += $$9 } \
 	  END { printf "fault suite totals: %d scenarios, %d kill points, %d rows compared, %d watermarks checked\n", s, k, r, w }' $$log; \
 	rm -f $$log; exit $$status
+
+test-cluster: clickhouse ## the cluster suite alone (docs/deployment.md): ZooKeeper + two ClickHouse servers (TLS on one) from scripts/cluster.sh
+	$(GO) test -race -count=1 -timeout 20m -run 'TestIntegrationCluster|TestRender|TestExplainConnect|TestConfigClickHouse' -v ./cmd/syncer ./internal/load 2>&1 | scripts/testsummary.sh
+
+cluster: ## start the local cluster of scripts/cluster.sh (ZooKeeper, two ClickHouse servers on 19101/19102, TLS on 19141) and print its variables
+	scripts/cluster.sh start
+	@scripts/cluster.sh env
+
+cluster-stop: ## stop the local cluster
+	scripts/cluster.sh stop
 
 test-unit: ## tests that need no ClickHouse (integration tests skip)
 	CLICKHOUSE_ADDR=127.0.0.1:1 $(GO) test -count=1 ./...
@@ -58,9 +72,15 @@ bench: build clickhouse ## benchmarks against the simulator and local ClickHouse
 screenshot: build clickhouse ## the status page in headless Chromium: simulator + worker on the local ClickHouse, / saved as docs/status-page.png
 	scripts/screenshot.sh status-page docs/status-page.png
 
-lint: ## gofmt and go vet
+lint: $(STATICCHECK) ## gofmt, go mod tidy (no diff), go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/bin/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(CURDIR)/bin/tools/staticcheck $@
 
 clean: ## remove build output (the local ClickHouse data stays; see clickhouse-stop)
 	rm -rf bin .demo

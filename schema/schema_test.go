@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 	"github.com/impact-syncer/impact-syncer/schema"
 )
@@ -116,7 +117,7 @@ func EntityDDL(tb *syncer.Table) string {
 	}
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s\n(\n    account_id String", tb.Entity)
 	for _, c := range tb.Columns {
-		fmt.Fprintf(&b, ",\n    %s %s", c.Name, c.Type.SQL())
+		fmt.Fprintf(&b, ",\n    %s %s", c.Name, load.ColumnType(c.Type))
 	}
 	b.WriteString(",\n    raw String,\n    version UInt64,\n    synced_at DateTime('UTC')")
 	if catalog {

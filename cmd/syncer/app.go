@@ -14,14 +14,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/impact-syncer/impact-syncer/internal/auth"
 	"github.com/impact-syncer/impact-syncer/internal/extract"
+	"github.com/impact-syncer/impact-syncer/internal/keeper"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
@@ -35,9 +34,11 @@ type app struct {
 	runs     *load.RunStore
 	state    *load.StateStore
 	leases   *load.LeaseStore
-	keyring  *auth.Keyring   // nil when SYNCER_ENCRYPTION_KEY is unset
-	oauth    oauthTransports // nil when OAuth is not configured
-	metrics  *metrics        // nil outside the worker
+	keeper   *keeper.Keeper       // nil without SYNCER_KEEPER_ADDR (see openKeeper)
+	solo     *soloLease           // the single-worker lease of `syncer run` without a keeper
+	keyring  *auth.Keyring        // nil when SYNCER_ENCRYPTION_KEY is unset
+	oauth    auth.OAuthTransports // nil when OAuth is not configured
+	metrics  *metrics             // nil outside the worker
 	// callback serves the OAuth redirect; oauthIdle refreshes idle OAuth
 	// connections. Both nil when OAuth is not configured.
 	callback  http.Handler
@@ -73,7 +74,7 @@ func setMemoryLimit(mib int) {
 // openApp loads the configuration and connects to ClickHouse. It does not
 // migrate; commands that need the schema call requireSchema.
 func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(osEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +83,8 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	db, err := load.Open(ctx, load.Options{
 		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),
+		Secure: cfg.ClickHouseSecure, CAFile: cfg.ClickHouseCAFile, ServerName: cfg.ClickHouseTLSServerName,
+		Cluster: cfg.ClickHouseCluster, ReplicaPath: cfg.ClickHouseReplicaPath,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.ClickHouseAddr, err)
@@ -89,6 +92,7 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	a := &app{cfg: cfg, log: log, db: db, transport: http.DefaultTransport,
 		accounts: load.NewAccountStore(db), runs: load.NewRunStore(db),
 		state: load.NewStateStore(db), leases: load.NewLeaseStore(db, nil)}
+	a.leases.HolderGone = holderGone
 	if cfg.EncryptionKey != "" {
 		var older []string
 		if cfg.EncryptionOldKeys != "" {
@@ -109,6 +113,9 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 }
 
 func (a *app) close() {
+	if a.keeper != nil {
+		a.keeper.Close()
+	}
 	a.db.Close()
 	_ = a.log.Sync()
 }
@@ -127,15 +134,9 @@ func (a *app) requireSchema(ctx context.Context) error {
 
 func (a *app) requireKeyring() error {
 	if a.keyring == nil {
-		return errors.New("SYNCER_ENCRYPTION_KEY is not set: it is needed to store or read account secrets (generate one with: openssl rand -base64 32)")
+		return auth.ErrNoKeyring
 	}
 	return nil
-}
-
-// oauthTransports authenticates an OAuth account's requests with a bearer
-// token it refreshes (and rotates) as needed.
-type oauthTransports interface {
-	Transport(accountID string, base http.RoundTripper) http.RoundTripper
 }
 
 // client builds an impact.com client for an account, authenticated by rt.
@@ -160,29 +161,12 @@ func (a *app) client(acct syncer.Account, rt http.RoundTripper) (*extract.Client
 
 // source opens an account's credentials and returns its API client.
 func (a *app) source(ctx context.Context, acct syncer.Account) (syncer.Source, error) {
-	switch acct.AuthKind {
-	case syncer.AuthOAuth:
-		if a.oauth == nil {
-			return nil, errors.New("account uses OAuth but IMPACT_OAUTH_CLIENT_ID is not configured")
-		}
-		return a.client(acct, a.oauth.Transport(acct.ID, a.transport))
-	default:
-		if err := a.requireKeyring(); err != nil {
-			return nil, err
-		}
-		sealed, err := a.accounts.Secret(ctx, acct.ID)
-		if err != nil {
-			return nil, err
-		}
-		token, err := a.keyring.Open(acct.ID, sealed)
-		if err != nil {
-			return nil, fmt.Errorf("opening the stored Auth Token: %w", err)
-		}
-		if token == "" {
-			return nil, fmt.Errorf("%w: no Auth Token stored", syncer.ErrNeedsReconnect)
-		}
-		return a.client(acct, &auth.BasicTransport{SID: acct.SID, Token: token, Base: a.transport})
+	tr := auth.Transports{Keyring: a.keyring, Secrets: a.accounts, OAuth: a.oauth, Base: a.transport}
+	rt, err := tr.For(ctx, acct)
+	if err != nil {
+		return nil, err
 	}
+	return a.client(acct, rt)
 }
 
 // syncer builds the sync service on ClickHouse and impact.com.
@@ -190,7 +174,7 @@ func (a *app) syncer(holder string) *syncer.Syncer {
 	w := load.NewWriter(a.db)
 	return &syncer.Syncer{
 		Accounts: a.accounts, Writer: w, Catalog: load.NewCatalogWriter(a.db), State: a.state, Runs: a.runs,
-		Locker: leaseLocker{leases: a.leases, log: a.log},
+		Locker: a.locker(),
 		Source: a.source, Logger: a.log, Holder: holder, NewRunID: newRunID,
 		Options: syncer.Options{
 			Overlap: a.cfg.Overlap, ClearingLookback: a.cfg.ClearingLookback,
@@ -203,6 +187,15 @@ func newRunID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// locker is the account lock every pass takes: the ZooKeeper lock recipe
+// with a keeper, else the ClickHouse lease.
+func (a *app) locker() syncer.Locker {
+	if a.keeper != nil {
+		return a.keeper
+	}
+	return a.leases
 }
 
 // holderName names this process in leases.
@@ -226,63 +219,6 @@ func holderGone(holder string) bool {
 		return false
 	}
 	return !processExists(pid)
-}
-
-// leaseLocker adapts the ClickHouse lease store to syncer.Locker, renewing
-// the lease while the run lasts.
-type leaseLocker struct {
-	leases *load.LeaseStore
-	log    *zap.Logger
-}
-
-const leaseTTL = 2 * time.Minute
-
-func (l leaseLocker) Lock(ctx context.Context, accountID, holder string) (func(), error) {
-	lease, err := l.leases.Acquire(ctx, accountID, holder, leaseTTL)
-	var held *load.LeaseHeldError
-	if errors.As(err, &held) && holderGone(held.Holder) {
-		// A process of this host that was killed (or crashed, or lost
-		// ClickHouse while releasing) holds the lease: it runs no more.
-		l.log.Warn("taking over the lease of a process that no longer runs",
-			zap.String("account_id", accountID), zap.String("holder", held.Holder))
-		if err = l.leases.Release(ctx, load.Lease{AccountID: accountID, Holder: held.Holder}); err == nil {
-			lease, err = l.leases.Acquire(ctx, accountID, holder, leaseTTL)
-		}
-	}
-	if err != nil {
-		if errors.As(err, &held) {
-			return nil, &syncer.LockHeldError{AccountID: held.AccountID, Holder: held.Holder, Since: held.Since, Expires: held.Expires}
-		}
-		return nil, err
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(leaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				renewed, err := l.leases.Renew(context.WithoutCancel(ctx), lease, leaseTTL)
-				if err != nil {
-					l.log.Error("could not renew the account lease", zap.String("account_id", accountID), zap.Error(err))
-					continue
-				}
-				lease = renewed
-			}
-		}
-	}()
-	return func() {
-		close(stop)
-		wg.Wait()
-		if err := l.leases.Release(context.WithoutCancel(ctx), lease); err != nil {
-			l.log.Warn("could not release the account lease", zap.String("account_id", accountID), zap.Error(err))
-		}
-	}, nil
 }
 
 // newFlags returns a flag set that prints its usage to stdout on --help.

@@ -13,7 +13,25 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/worker"
 )
+
+// newWorker builds the scheduler and fan-out over svc; schedules may be nil
+// (syncer sync uses RunOnce only).
+// share, when set, picks this worker's accounts on each tick.
+func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule,
+	share func(context.Context, []syncer.Account) ([]syncer.Account, error)) (*worker.Worker, error) {
+	cfg := worker.Config{
+		Syncer: svc, Accounts: a.accounts, Runs: a.runs, Logger: a.log, NewRunID: newRunID,
+		Schedules: schedules, Concurrency: a.cfg.Concurrency, StartSpread: a.cfg.StartSpread, Share: share,
+	}
+	if m := a.metrics; m != nil {
+		cfg.OnAccounts = m.accountStatuses
+		cfg.OnSkipped = func(acct syncer.Account) { m.skipped.WithLabelValues(string(acct.Status)).Inc() }
+		cfg.OnResult = m.result
+	}
+	return worker.New(cfg)
+}
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", `The long-lived worker: applies pending migrations, then syncs every active
@@ -37,13 +55,35 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 		a.log.Info("applied migrations", zap.Strings("migrations", applied))
 	}
 	a.metrics = newMetrics()
+	holder := holderName("syncer run")
+	var share func(context.Context, []syncer.Account) ([]syncer.Account, error)
+	if err := a.openKeeper(ctx, "syncer run"); err != nil {
+		return err
+	}
+	if a.keeper != nil {
+		share = a.fleetShare(a.metrics.addFleet(a.keeper))
+		if err := a.keeper.Join(); err != nil {
+			a.log.Warn("not a fleet member yet; retried every tick", zap.Error(err))
+		}
+		a.log.Info("fleet member", zap.String("member", a.keeper.Name()), zap.String("keeper_root", a.cfg.keeperRoot()))
+	} else {
+		// One worker per database without a keeper: a second is refused.
+		a.solo = &soloLease{leases: a.leases, holder: holder, log: a.log}
+		if err := a.solo.take(ctx); err != nil {
+			return fmt.Errorf("refusing to start: %w", err)
+		}
+		defer a.solo.release()
+		share = a.solo.Share
+	}
 
-	// The passes run on hard, which outlives ctx (the signal) by up to the
-	// shutdown timeout so that running windows can finish and commit.
+	// Background work (idle OAuth refreshes) runs on hard, which outlives
+	// ctx (the signal) until the worker has stopped.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	w := newWorker(hard, a, a.metrics, a.cfg.Concurrency, a.cfg.StartSpread)
-	sched, err := w.schedule(a.cfg.ScheduleActions, a.cfg.ScheduleCatalog)
+	w, err := a.newWorker(a.syncer(holder), []worker.Schedule{
+		{Name: "SYNCER_SCHEDULE_ACTIONS", Spec: a.cfg.ScheduleActions, Entities: syncer.ActivityEntities},
+		{Name: "SYNCER_SCHEDULE_CATALOG", Spec: a.cfg.ScheduleCatalog, Entities: syncer.CatalogEntities},
+	}, share)
 	if err != nil {
 		return err
 	}
@@ -59,16 +99,29 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 		}
 	}()
 	a.log.Info("worker ready", zap.String("http_addr", ln.Addr().String()))
-	sched.Start()
+	if err := w.Start(hard); err != nil {
+		return err
+	}
 	if a.oauthIdle != nil {
 		go a.oauthIdle(hard)
 	}
 
 	<-ctx.Done()
 	a.log.Info("shutdown requested: no new syncs; waiting for running ones to commit", zap.Duration("timeout", a.cfg.ShutdownTimeout))
-	stopCron := sched.Stop()
-	graceful := w.shutdown(a.cfg.ShutdownTimeout, cancelHard)
-	<-stopCron.Done()
+	if a.keeper != nil {
+		// The others take this worker's accounts at their next tick; its
+		// locks go when its passes end (and with the session, at exit).
+		a.keeper.Leave()
+	}
+	graceful := true
+	soft, cancelSoft := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancelSoft()
+	if err := w.Stop(soft); err != nil {
+		a.log.Warn("shutdown timeout reached; cancelling the passes still running")
+		graceful = false
+		_ = w.StopAndCancel(context.Background())
+	}
+	cancelHard()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
@@ -87,6 +140,10 @@ func (a *app) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if why := a.fleetNotReady(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		if err := a.db.Ping(ctx); err != nil {

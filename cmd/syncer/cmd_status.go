@@ -85,6 +85,19 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
 	}
+	if err := a.openKeeper(ctx, "syncer status"); err != nil {
+		fmt.Fprintf(stdout, "keeper: %v (holders unknown)\n\n", err)
+	}
+	held := a.holders(ctx)
+	if a.keeper != nil {
+		if members, err := a.keeper.Members(ctx); err == nil {
+			fmt.Fprintf(stdout, "fleet (%s): %d live workers\n", a.cfg.keeperRoot(), len(members))
+			for _, m := range members {
+				fmt.Fprintf(stdout, "  %s  %s  %s\n", m.Name, m.Holder, m.HTTPAddr)
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
 	now := time.Now().UTC()
 	for i, acct := range accts {
 		if i > 0 {
@@ -93,6 +106,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "%s  (%s, SID %s, %s)  status: %s\n", acct.ID, acct.Persona, acct.SID, acct.AuthKind, acct.Status)
 		if acct.StatusReason != "" {
 			fmt.Fprintf(stdout, "  reason: %s\n", acct.StatusReason)
+		}
+		if h := held[acct.ID]; h != "" {
+			fmt.Fprintf(stdout, "  syncing now: %s\n", h)
 		}
 		if len(acct.MissingPermissions) > 0 {
 			fmt.Fprintf(stdout, "  missing permissions: %s\n", strings.Join(acct.MissingPermissions, "; "))

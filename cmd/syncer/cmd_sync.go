@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -50,8 +49,14 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
 	}
-	svc := a.syncer(holderName("syncer sync"))
-	results := syncAll(ctx, svc, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental}, a.cfg.Concurrency)
+	if err := a.openKeeper(ctx, "syncer sync"); err != nil {
+		return err
+	}
+	w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil, nil)
+	if err != nil {
+		return err
+	}
+	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
 	return report(stdout, results)
 }
 
@@ -76,25 +81,6 @@ func (a *app) selectAccounts(ctx context.Context, id string) (active, skipped []
 		}
 	}
 	return active, skipped, nil
-}
-
-// syncAll runs one pass per account, at most concurrency at a time. One
-// account's failure never stops another's.
-func syncAll(ctx context.Context, svc *syncer.Syncer, accts []syncer.Account, req syncer.Request, concurrency int) []syncer.AccountResult {
-	results := make([]syncer.AccountResult, len(accts))
-	sem := make(chan struct{}, max(concurrency, 1))
-	var wg sync.WaitGroup
-	for i, acct := range accts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i] = svc.SyncAccount(ctx, acct, req)
-		}()
-	}
-	wg.Wait()
-	return results
 }
 
 // report prints one line per entity run and returns an error if anything
@@ -189,6 +175,9 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	}
 	if !acct.Active() {
 		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
+	}
+	if err := a.openKeeper(ctx, "syncer backfill"); err != nil {
+		return err
 	}
 	svc := a.syncer(holderName("syncer backfill"))
 	svc.Progress = progressPrinter(stderr, a.log)

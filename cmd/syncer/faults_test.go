@@ -432,15 +432,14 @@ type chProxy struct {
 	target string
 	ln     net.Listener
 
-	mu       sync.Mutex
-	failN    map[string]int           // table → inserts still to cut before the server sees them
-	hold     map[string]chan struct{} // table → closed when an insert is held (never forwarded)
-	dropN    map[string]int           // table → inserts whose acknowledgement is still to drop
-	onDrop   func(table string, ack []byte)
-	cut      int // inserts cut
-	dropped  int // acknowledgements dropped
-	conns    map[net.Conn]bool
-	disabled bool // refuse every connection (ClickHouse "down" for this client)
+	mu      sync.Mutex
+	failN   map[string]int           // table → inserts still to cut before the server sees them
+	hold    map[string]chan struct{} // table → closed when an insert is held (never forwarded)
+	dropN   map[string]int           // table → inserts whose acknowledgement is still to drop
+	onDrop  func(table string, ack []byte)
+	cut     int // inserts cut
+	dropped int // acknowledgements dropped
+	conns   map[net.Conn]bool
 }
 
 func startProxy(t *testing.T, target string) *chProxy {

@@ -8,6 +8,7 @@
 //	syncer run                     the long-lived worker with cron schedules
 //	syncer connect                 connect an account with OAuth 2.0
 //	syncer keys rotate             re-encrypt every stored secret under the current key
+//	syncer config                  print the effective configuration, secrets redacted
 package main
 
 import (
@@ -74,6 +75,7 @@ Commands:
   run                    the long-lived worker: cron schedules, metrics, health
   connect                connect an account with OAuth 2.0 (authorization code + PKCE)
   keys rotate            re-encrypt every stored secret under SYNCER_ENCRYPTION_KEY
+  config                 print the effective configuration (secrets REDACTED)
   version                print the version
 
 Configuration comes from the environment; see config.example.env.
@@ -113,6 +115,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdConnect(ctx, rest, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, stdout, stderr)
+	case "config":
+		return cmdConfig(ctx, rest, stdout)
 	}
 	fmt.Fprint(stderr, usage)
 	return usageError("unknown command %q", cmd)

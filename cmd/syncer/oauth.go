@@ -24,7 +24,7 @@ func (a *app) oauthConfig() auth.OAuthConfig {
 	}
 }
 
-// oauthManager adapts auth.Manager to the app's oauthTransports.
+// oauthManager adapts auth.Manager to auth.OAuthTransports.
 type oauthManager struct{ m *auth.Manager }
 
 func (o oauthManager) Transport(accountID string, _ http.RoundTripper) http.RoundTripper {
@@ -34,7 +34,7 @@ func (o oauthManager) Transport(accountID string, _ http.RoundTripper) http.Roun
 // newOAuth wires OAuth 2.0: the per-account token manager (refresh with
 // rotation, persisted before use), the callback handler the worker serves,
 // and the idle-connection refresher.
-func newOAuth(a *app) (oauthTransports, error) {
+func newOAuth(a *app) (auth.OAuthTransports, error) {
 	if err := a.requireKeyring(); err != nil {
 		return nil, fmt.Errorf("OAuth is configured, but %w", err)
 	}

@@ -559,9 +559,10 @@ func TestIntegrationScenarioBackfillKilledAndRerun(t *testing.T) {
 			args := []string{"backfill", "--account", acct.id, "--entities", "actions,action_updates",
 				"--from", from.Format(time.DateOnly), "--to", to.Format(time.DateOnly)}
 
-			// Every window takes a while, so the kill lands midway.
+			// Every window takes a while, so the kill lands midway even on a
+			// loaded machine, where watching sync_state is slow.
 			for _, r := range []string{"Actions", "ActionUpdates"} {
-				b.sim.InjectFaults(acct.sid, impactsim.Fault{Kind: impactsim.FaultSlow, Delay: 150 * time.Millisecond, Times: 1000, Match: r})
+				b.sim.InjectFaults(acct.sid, impactsim.Fault{Kind: impactsim.FaultSlow, Delay: 400 * time.Millisecond, Times: 1000, Match: r})
 			}
 			var out bytes.Buffer
 			cmd := exec.Command(bin, args...)

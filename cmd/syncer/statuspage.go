@@ -36,6 +36,7 @@ type statusPageData struct {
 	Database  string
 	Error     string
 	Summary   string
+	Fleet     string // the workers, or that there is one
 	Accounts  []statusAccount
 	Failures  []statusFailure
 }
@@ -44,6 +45,7 @@ type statusAccount struct {
 	ID, Persona, SID, AuthKind string
 	Status, StatusClass        string
 	Reason, Since              string
+	Holder                     string // the process syncing it now, if any
 	Missing                    []string
 	Entities                   []statusEntity
 	Error                      string
@@ -98,11 +100,13 @@ func (a *app) statusPageData(ctx context.Context, now time.Time) statusPageData 
 	}
 	counts := map[syncer.Status]int{}
 	stale := 0
+	held := a.holders(ctx)
+	data.Fleet = a.fleetLine(ctx)
 	for _, acct := range accts {
 		counts[acct.Status]++
 		sa := statusAccount{ID: acct.ID, Persona: string(acct.Persona), SID: acct.SID, AuthKind: string(acct.AuthKind),
 			Status: string(acct.Status), StatusClass: statusClass(acct.Status), Reason: acct.StatusReason,
-			Missing: acct.MissingPermissions}
+			Missing: acct.MissingPermissions, Holder: held[acct.ID]}
 		if sa.Status == "" {
 			sa.Status, sa.StatusClass = string(syncer.StatusActive), "ok"
 		}
@@ -264,14 +268,16 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <main>
 {{if .Error}}<div class="error" role="alert">{{.Error}}</div>{{end}}
 {{if .Summary}}<p class="summary">{{.Summary}}</p>{{end}}
+{{if .Fleet}}<p class="summary fleet">{{.Fleet}}</p>{{end}}
 {{if .Accounts}}
 <table class="overview">
-  <colgroup><col style="width:16%"><col style="width:14%"><col style="width:9%"><col style="width:15%"><col style="width:10%"><col></colgroup>
-  <thead><tr><th>Account</th><th>Status</th><th>Persona</th><th>Stalest entity</th><th class="num">Failing</th><th>Reason</th></tr></thead>
+  <colgroup><col style="width:14%"><col style="width:11%"><col style="width:8%"><col style="width:13%"><col style="width:7%"><col style="width:20%"><col></colgroup>
+  <thead><tr><th>Account</th><th>Status</th><th>Persona</th><th>Stalest entity</th><th class="num">Failing</th><th>Syncing now</th><th>Reason</th></tr></thead>
   <tbody>
   {{range .Accounts}}<tr>
     <td><a href="#account-{{.ID}}">{{.ID}}</a></td><td><span class="badge {{.StatusClass}}">{{.Status}}</span></td><td>{{.Persona}}</td>
-    <td class="{{.StalestClass}}">{{.Stalest}}</td><td class="num {{if .Failing}}bad{{end}}">{{.Failing}}</td><td>{{.Reason}}</td>
+    <td class="{{.StalestClass}}">{{.Stalest}}</td><td class="num {{if .Failing}}bad{{end}}">{{.Failing}}</td>
+    <td class="holder">{{if .Holder}}{{.Holder}}{{else}}<span class="muted">–</span>{{end}}</td><td>{{.Reason}}</td>
   </tr>{{end}}
   </tbody>
 </table>
@@ -279,7 +285,7 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 {{range .Accounts}}
 <section class="account" id="account-{{.ID}}">
   <h2>{{.ID}} <span class="badge {{.StatusClass}}" data-status="{{.Status}}">{{.Status}}</span></h2>
-  <div class="meta">{{.Persona}} · SID {{.SID}} · {{.AuthKind}} auth{{if .Since}} · status since {{.Since}}{{end}}</div>
+  <div class="meta">{{.Persona}} · SID {{.SID}} · {{.AuthKind}} auth{{if .Since}} · status since {{.Since}}{{end}}{{if .Holder}} · syncing now: {{.Holder}}{{end}}</div>
   {{if .Reason}}<p class="reason"><strong>Reason:</strong> {{.Reason}}</p>{{end}}
   {{if .Missing}}<div class="missing"><strong>Missing permissions</strong> (grant them in impact.com under Settings → Technical → API):
     <ul>{{range .Missing}}<li>{{.}}</li>{{end}}</ul></div>{{end}}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/syncertest"
 )
 
 // follow sends the browser to authURL and returns the query impact.com
@@ -292,7 +293,7 @@ func TestCallbackPathAndMethod(t *testing.T) {
 // adapter with a Keyring, then use the account through the Manager.
 func TestConnectThenUse(t *testing.T) {
 	b := setup(t)
-	accounts := newAccountStore()
+	accounts := &syncertest.Accounts{}
 	tokens := NewAccountTokens(accounts, testKeyring(t, 9), b.clock.Now)
 	m, err := NewManager(ManagerConfig{OAuth: b.cfg, Store: tokens, TokenClient: b.srv.Client(), Base: b.srv.Client().Transport, Now: b.clock.Now})
 	if err != nil {

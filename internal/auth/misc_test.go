@@ -2,17 +2,16 @@ package auth
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/syncertest"
 )
 
 func TestBasicTransport(t *testing.T) {
@@ -85,82 +84,10 @@ func TestOAuthConfigValidate(t *testing.T) {
 	}
 }
 
-// accountStore is a hand-written syncer.AccountStore fake.
-type accountStore struct {
-	mu       sync.Mutex
-	accounts map[string]syncer.Account
-	secrets  map[string]syncer.SealedSecret
-}
-
-func newAccountStore() *accountStore {
-	return &accountStore{accounts: map[string]syncer.Account{}, secrets: map[string]syncer.SealedSecret{}}
-}
-
-var _ syncer.AccountStore = (*accountStore)(nil)
-
-func (s *accountStore) PutAccount(_ context.Context, a syncer.Account, sec syncer.SealedSecret) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.accounts[a.ID], s.secrets[a.ID] = a, sec
-	return nil
-}
-
-func (s *accountStore) Account(_ context.Context, id string) (syncer.Account, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.accounts[id]
-	if !ok {
-		return a, fmt.Errorf("account %s: %w", id, syncer.ErrNotFound)
-	}
-	return a, nil
-}
-
-func (s *accountStore) Accounts(context.Context) ([]syncer.Account, error) { return nil, nil }
-
-func (s *accountStore) Secret(_ context.Context, id string) (syncer.SealedSecret, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec, ok := s.secrets[id]
-	if !ok {
-		return sec, fmt.Errorf("account %s: %w", id, syncer.ErrNotFound)
-	}
-	return sec, nil
-}
-
-func (s *accountStore) SetSecret(_ context.Context, id string, sec syncer.SealedSecret) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.accounts[id]; !ok {
-		return fmt.Errorf("account %s: %w", id, syncer.ErrNotFound)
-	}
-	s.secrets[id] = sec
-	return nil
-}
-
-func (s *accountStore) SetStatus(_ context.Context, id string, st syncer.Status, reason string, missing []string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.accounts[id]
-	if !ok {
-		return fmt.Errorf("account %s: %w", id, syncer.ErrNotFound)
-	}
-	a.Status, a.StatusReason, a.MissingPermissions = st, reason, missing
-	s.accounts[id] = a
-	return nil
-}
-
-func (s *accountStore) DeleteAccount(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.accounts, id)
-	delete(s.secrets, id)
-	return nil
-}
-
 func TestAccountTokens(t *testing.T) {
 	ctx := t.Context()
 	clk := newClock()
-	accounts := newAccountStore()
+	accounts := &syncertest.Accounts{}
 	kr := testKeyring(t, 3)
 	tokens := NewAccountTokens(accounts, kr, clk.Now)
 	p := Pending{AccountID: "a1", Persona: syncer.Brand, SID: "IR1"}

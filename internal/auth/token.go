@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
+	"github.com/impact-syncer/impact-syncer/internal/retry"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
@@ -64,7 +65,7 @@ type ManagerConfig struct {
 	Now    func() time.Time // default time.Now
 	// SaveAttempts is how many times a rotated refresh token is written
 	// before the account is marked needs_reconnect (default 4); the waits
-	// start at SaveBackoff (default 200ms) and double.
+	// start at SaveBackoff (default 200ms) and double, jittered (internal/retry).
 	SaveAttempts int
 	SaveBackoff  time.Duration
 }
@@ -300,26 +301,27 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (syncer.Secret, error)
 func (ts *TokenSource) saveLocked(ctx context.Context, rt syncer.Secret) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
 	defer cancel()
-	var err error
-	wait := ts.m.c.SaveBackoff
-	for i := range ts.m.c.SaveAttempts {
-		if i > 0 {
-			if sleep(ctx, wait) != nil {
-				break
-			}
-			wait *= 2
-		}
-		if err = ts.m.c.Store.SaveRefreshToken(ctx, ts.id, rt); err == nil {
-			if ts.marked {
-				ts.log.Info("the rotated refresh token was saved after all")
-			}
-			ts.unsaved, ts.marked = "", false
+	err := retry.Policy{
+		MaxAttempts: ts.m.c.SaveAttempts,
+		Backoff:     retry.Backoff{Base: ts.m.c.SaveBackoff},
+		OnRetry: func(a retry.Attempt) error {
+			ts.log.Warn("saving the rotated refresh token failed", zap.Int("attempt", a.N), zap.Error(a.Err))
 			return nil
-		}
-		ts.log.Warn("saving the rotated refresh token failed", zap.Int("attempt", i+1), zap.Error(err))
-	}
+		},
+	}.Do(ctx, func(int, error) retry.Decision {
+		return retry.Retry("the token store failed") // a store error may pass; ctx bounds the tries
+	}, func() error {
+		return ts.m.c.Store.SaveRefreshToken(ctx, ts.id, rt)
+	})
 	if err == nil {
-		err = ctx.Err()
+		if ts.marked {
+			ts.log.Info("the rotated refresh token was saved after all")
+		}
+		ts.unsaved, ts.marked = "", false
+		return nil
+	}
+	if ex := (*retry.ExhaustedError)(nil); errors.As(err, &ex) {
+		err = ex.Err
 	}
 	if !ts.marked {
 		reason := fmt.Sprintf("impact.com issued a new refresh token but saving it failed (%v); "+
@@ -429,16 +431,5 @@ func drain(resp *http.Response) {
 func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -71,7 +71,15 @@ func Open(t testing.TB) *load.DB {
 		defer cancel()
 		// A database the test never created cannot be the session's default
 		// either: ClickHouse then answers code 81, which means nothing to drop.
-		if err := db.Exec(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil && !strings.Contains(err.Error(), "code 81") {
+		err := db.Exec(ctx, "DROP DATABASE IF EXISTS `"+name+"`")
+		switch {
+		case err == nil || strings.Contains(err.Error(), "code 81"):
+		case ctx.Err() != nil:
+			// A loaded 18.16 server can take longer than this to drop a
+			// database whose tables are still merging; what the test
+			// checked stands, only the clean-up is left to the server.
+			t.Logf("drop test database %s: still not done after 3 minutes (left behind): %v", name, err)
+		default:
 			t.Errorf("drop test database %s: %v", name, err)
 		}
 		_ = db.Close()

@@ -40,7 +40,7 @@ func benchActionsPage(tb testing.TB, n int) []byte {
 	}
 	body := get("/Actions?PageSize=20000&CampaignId=" + camps.Campaigns[0].Id +
 		"&ActionDateStart=" + FormatTime(now.Add(-45*24*time.Hour)) + "&ActionDateEnd=" + FormatTime(now))
-	p, err := parsePage(body, syncer.Actions.ListKeys())
+	p, err := parsePage(body, listKeys(syncer.Actions))
 	if err != nil || len(p.records) != n {
 		tb.Fatalf("page: %v, %d records", err, len(p.records))
 	}
@@ -50,7 +50,7 @@ func benchActionsPage(tb testing.TB, n int) []byte {
 // decodePage is what Client.paginate does with one page body: scan it, then
 // decode every record.
 func decodePage(tb testing.TB, c *Client, body []byte, keep []syncer.Record) []syncer.Record {
-	p, err := parsePage(body, syncer.Actions.ListKeys())
+	p, err := parsePage(body, listKeys(syncer.Actions))
 	if err != nil {
 		tb.Fatal(err)
 	}

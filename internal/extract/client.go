@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/impact-syncer/impact-syncer/internal/retry"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
@@ -47,8 +47,9 @@ type Options struct {
 	// PageSize per entity; defaults: Actions and ActionUpdates 20000, others 1000.
 	PageSize map[syncer.Entity]int
 	MaxPages int // safety cap per query (default 10000)
-	// MaxWindow is the longest date window sent (default 44 days; the API
-	// allows 45). MinWindow is the smallest a too-many-pages window is split to.
+	// MaxWindow is the longest date window sent (default syncer.MaxWindow,
+	// 44 days; the API allows 45). MinWindow is the smallest a too-many-pages
+	// window is split to.
 	MaxWindow, MinWindow time.Duration
 	// Now and Sleep are the local clock; tests inject them.
 	Now   func() time.Time
@@ -139,7 +140,7 @@ func NewClient(o Options) (*Client, error) {
 		o.MaxPages = 10000
 	}
 	if o.MaxWindow == 0 {
-		o.MaxWindow = 44 * 24 * time.Hour
+		o.MaxWindow = syncer.MaxWindow
 	}
 	if o.MinWindow == 0 {
 		o.MinWindow = time.Minute
@@ -148,7 +149,7 @@ func NewClient(o Options) (*Client, error) {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleepCtx
+		o.Sleep = retry.Sleep
 	}
 	return &Client{
 		opt:     o,
@@ -164,7 +165,7 @@ func NewClient(o Options) (*Client, error) {
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // pageSize is the PageSize asked for e: the configured one, kept inside the
-// range the API accepts (reference §3.1), since a PageSize outside it is
+// range the API accepts (docs/impact-api.md §3.1), since a PageSize outside it is
 // refused (400) on every request.
 func (c *Client) pageSize(e syncer.Entity) int {
 	n, lo, hi := pageLimits(e, c.opt.Persona)
@@ -204,7 +205,7 @@ func (c *Client) ServerNow() (t time.Time, ok bool) {
 // object, no envelope. It doubles as the credential check.
 func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) {
 	const e = syncer.CompanyInformation
-	u := c.base + c.root + "/" + e.Resource()
+	u := c.base + c.root + "/" + Resource(e)
 	body, err := c.fetch(ctx, e, u)
 	if err != nil {
 		return syncer.Record{}, err
@@ -218,7 +219,7 @@ func (c *Client) CompanyInformation(ctx context.Context) (syncer.Record, error) 
 		root, _ = document(body)
 	}
 	if root.kind != kObject {
-		return syncer.Record{}, &syncer.TransientError{Endpoint: e.Resource(), Status: 200,
+		return syncer.Record{}, &syncer.TransientError{Endpoint: Resource(e), Status: 200,
 			Err: fmt.Errorf("expected an object, got %s", root.kind)}
 	}
 	return c.decode(e, root.raw)
@@ -268,7 +269,7 @@ func (c *Client) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.R
 // more than ten pages. It returns false when the sequence must stop.
 func (c *Client) window(ctx context.Context, q syncer.Query, yield func(syncer.Record, error) bool) bool {
 	syncer.TallyFrom(ctx).Windows.Add(1)
-	var tooMany *syncer.TooManyPagesError
+	var tooMany *TooManyPagesError
 	delivered := false
 	ok := c.paginate(ctx, q, c.firstURL(q), func(r syncer.Record, err error) bool {
 		if errors.As(err, &tooMany) && !delivered {
@@ -312,7 +313,7 @@ func (c *Client) firstURL(q syncer.Query) string {
 		v.Set(to, FormatTime(q.Window.End))
 	}
 	v.Set("PageSize", strconv.Itoa(c.pageSize(q.Entity)))
-	return c.base + c.root + "/" + q.Entity.Resource() + "?" + v.Encode()
+	return c.base + c.root + "/" + Resource(q.Entity) + "?" + v.Encode()
 }
 
 // FormatTime writes a time as the API wants it: YYYY-MM-DDTHH:MM:SSZ in UTC.
@@ -325,8 +326,8 @@ const maxRestarts = 3
 // paginate reads a query's pages from first, yielding records. It returns
 // false when the consumer stopped or an error ended the sequence.
 func (c *Client) paginate(ctx context.Context, q syncer.Query, first string, yield func(syncer.Record, error) bool) bool {
-	keys := q.Entity.ListKeys()
-	endpoint := q.Entity.Resource()
+	keys := listKeys(q.Entity)
+	endpoint := Resource(q.Entity)
 	for restart := 0; ; restart++ {
 		next := first
 		seen := map[string]bool{}
@@ -493,25 +494,42 @@ func (c *Client) noteUnknown(e syncer.Entity, field string) {
 // returns a body that is one complete JSON value. Errors: fetch's, or a
 // *syncer.TransientError when every attempt was unreadable.
 func (c *Client) refetch(ctx context.Context, e syncer.Entity, u string, cause error) ([]byte, error) {
-	var err error = cause
-	for attempt := 1; attempt < c.opt.MaxAttempts; attempt++ {
-		wait := c.backoff(attempt)
+	var body []byte
+	unreadable, first := cause, true // the first attempt is the read that already failed
+	err := c.policy(func(a retry.Attempt) error {
 		c.log.Warn("unreadable page; reading it again", zap.String("entity", string(e)),
-			zap.Error(err), zap.Duration("wait", wait))
+			zap.Error(a.Err), zap.Duration("wait", a.Wait))
 		syncer.TallyFrom(ctx).Retries.Add(1)
-		if err := c.opt.Sleep(ctx, wait); err != nil {
-			return nil, err
+		return nil
+	}).Do(ctx, func(n int, err error) retry.Decision {
+		if err != unreadable {
+			return retry.Final("fetch failed") // fetch has retried already
 		}
-		var body []byte
-		body, err = c.fetch(ctx, e, u)
-		if err != nil {
-			return nil, err
+		if n >= c.opt.MaxAttempts {
+			return retry.Final("unreadable after " + strconv.Itoa(n) + " attempts")
 		}
-		if _, err = document(body); err == nil {
-			return body, nil
+		return retry.Retry("unreadable body")
+	}, func() error {
+		if first {
+			first = false
+			return unreadable
 		}
+		var err error
+		if body, err = c.fetch(ctx, e, u); err != nil {
+			return err
+		}
+		if _, unreadable = document(body); unreadable != nil {
+			return unreadable
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return body, nil
+	case err == unreadable:
+		return nil, &syncer.TransientError{Endpoint: Resource(e), Status: http.StatusOK, Err: err}
 	}
-	return nil, &syncer.TransientError{Endpoint: e.Resource(), Status: http.StatusOK, Err: err}
+	return nil, err
 }
 
 // maxBody bounds one response body (a 20,000-action page is about 30 MB).
@@ -521,46 +539,58 @@ const maxBody = 512 << 20
 // typed error.
 func (c *Client) fetch(ctx context.Context, e syncer.Entity, u string) ([]byte, error) {
 	tally := syncer.TallyFrom(ctx)
+	var body []byte
 	failures, waits := 0, 0
-	for {
-		if err := c.pace(ctx, e, tally); err != nil {
-			return nil, err
-		}
-		body, err := c.do(ctx, e, u, tally)
-		if err == nil {
-			return body, nil
-		}
-		d := c.decide(err, &failures, &waits)
-		if !d.retry {
-			return nil, err
-		}
-		if dl, ok := ctx.Deadline(); ok && d.rateLimited && time.Until(dl) < d.wait {
+	err := c.policy(func(a retry.Attempt) error {
+		rateLimited := errors.As(a.Err, new(*syncer.RateLimitedError))
+		if dl, ok := ctx.Deadline(); ok && rateLimited && time.Until(dl) < a.Wait {
 			// the wait would outlast the context: say when to come back now
 			// rather than fail with a deadline later
-			return nil, err
+			return a.Err
 		}
 		c.log.Info("retrying impact.com request", zap.String("entity", string(e)),
-			zap.String("reason", d.reason), zap.Duration("wait", d.wait))
-		if d.rateLimited {
+			zap.String("reason", a.Decision.Reason), zap.Duration("wait", a.Wait))
+		if rateLimited {
 			tally.RateLimitWaits.Add(1)
 		} else {
 			tally.Retries.Add(1)
 		}
-		if err := c.opt.Sleep(ctx, d.wait); err != nil {
-			return nil, err
+		return nil
+	}).Do(ctx, func(_ int, err error) retry.Decision {
+		return c.classify(err, &failures, &waits)
+	}, func() error {
+		if err := c.pace(ctx, e, tally); err != nil {
+			return err
 		}
+		var err error
+		body, err = c.do(ctx, e, u, tally)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// policy is the client's retry policy (internal/retry) with its options; the
+// classification bounds the attempts.
+func (c *Client) policy(onRetry func(retry.Attempt) error) retry.Policy {
+	return retry.Policy{
+		Backoff: c.backoff(),
+		Sleep:   c.opt.Sleep,
+		OnRetry: onRetry,
 	}
 }
 
 // pace waits until the rate limit allows another request to e's endpoint.
 func (c *Client) pace(ctx context.Context, e syncer.Entity, tally *syncer.Tally) error {
 	for {
-		wait := c.limiter.reserve(e.Resource(), c.opt.Now())
+		wait := c.limiter.reserve(Resource(e), c.opt.Now())
 		if wait <= 0 {
 			return nil
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return &syncer.RateLimitedError{Endpoint: e.Resource(), RetryAt: c.opt.Now().Add(wait)}
+			return &syncer.RateLimitedError{Endpoint: Resource(e), RetryAt: c.opt.Now().Add(wait)}
 		}
 		tally.RateLimitWaits.Add(1)
 		c.log.Info("pacing: rate-limit budget used up; waiting for the reset", zap.Duration("wait", wait))
@@ -570,60 +600,50 @@ func (c *Client) pace(ctx context.Context, e syncer.Entity, tally *syncer.Tally)
 	}
 }
 
-type decision struct {
-	retry       bool
-	rateLimited bool
-	wait        time.Duration
-	reason      string
-}
-
-// decide is the retry policy: 429s are waited out as the API says (or with
-// jittered exponential backoff), 5xx and network errors retried a bounded
-// number of times, other errors not at all.
-func (c *Client) decide(err error, failures, waits *int) decision {
+// classify is the client's classification of its errors for the retry
+// policy: 429s are waited out as the API says (or with the policy's jittered
+// backoff), 5xx and network errors retried a bounded number of times, other
+// errors not at all. failures and waits count the two kinds across attempts.
+func (c *Client) classify(err error, failures, waits *int) retry.Decision {
 	var rl *syncer.RateLimitedError
 	var tr *syncer.TransientError
 	switch {
 	case syncer.IsCredentialDead(err):
 		// checked first: an OAuth transport whose refresh token was refused
 		// fails inside a network error, but retrying cannot revive it
-		return decision{reason: "the credential is dead"}
+		return retry.Final("the credential is dead")
 	case errors.As(err, &rl):
 		*waits++
 		if *waits > c.opt.MaxRateLimitWaits {
-			return decision{reason: "too many 429s"}
+			return retry.Final("too many 429s")
 		}
 		var wait time.Duration
 		if !rl.RetryAt.IsZero() {
 			wait = rl.RetryAt.Sub(c.opt.Now())
 		}
 		if wait <= 0 {
-			wait = c.backoff(*waits)
+			wait = c.backoff().Delay(*waits)
 		}
-		return decision{retry: true, rateLimited: true, wait: wait, reason: "429 Too Many Requests"}
+		return retry.Decision{Retry: true, Wait: wait, Reason: "429 Too Many Requests"}
 	case errors.As(err, &tr):
 		*failures++
 		if *failures >= c.opt.MaxAttempts {
-			return decision{reason: "gave up after " + strconv.Itoa(*failures) + " attempts"}
+			return retry.Final("gave up after " + strconv.Itoa(*failures) + " attempts")
 		}
-		return decision{retry: true, wait: c.backoff(*failures), reason: tr.Error()}
+		return retry.Decision{Retry: true, Wait: c.backoff().Delay(*failures), Reason: tr.Error()}
 	}
-	return decision{reason: "not retryable"}
+	return retry.Final("not retryable")
 }
 
-// backoff is full-jitter exponential: a random duration in [d/2, d] with
-// d = base·2^(attempt−1), capped.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.opt.BackoffBase << min(attempt-1, 20)
-	if d > c.opt.BackoffMax || d <= 0 {
-		d = c.opt.BackoffMax
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+// backoff is the policy's backoff with the client's options (see
+// retry.Backoff for the jitter).
+func (c *Client) backoff() retry.Backoff {
+	return retry.Backoff{Base: c.opt.BackoffBase, Max: c.opt.BackoffMax}
 }
 
 // do sends one request and maps its outcome to a body or a typed error.
 func (c *Client) do(ctx context.Context, e syncer.Entity, u string, tally *syncer.Tally) ([]byte, error) {
-	endpoint := e.Resource()
+	endpoint := Resource(e)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		c.limiter.done(endpoint, nil, 0, c.opt.Now())

@@ -309,7 +309,7 @@ func TestClientEveryEntityEqualsTruth(t *testing.T) {
 	})
 }
 
-// ---- wire quirks (reference §7.0, §8) ----
+// ---- wire quirks (docs/impact-api.md §7.0, §8) ----
 
 // quirkTest reads every entity of both personas with the quirk on, with
 // page sizes small enough that one-record pages occur, and compares with the
@@ -366,18 +366,18 @@ func TestClientLegacyMediaPartnersKey(t *testing.T) {
 }
 
 // A list response whose records sit under an unknown key while @total says
-// there are some is an error, never an empty success (reference §8.4).
+// there are some is an error, never an empty success (docs/impact-api.md §8.4).
 func TestClientPartnersKeyMissingWithTotalIsError(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for _, e := range []syncer.Entity{syncer.MediaPartners, syncer.Campaigns, syncer.PromoCodes, syncer.Actions} {
 		t.Run(string(e), func(t *testing.T) {
-			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.FaultUnknownListKey, Match: e.Resource()})
+			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: impactsim.FaultUnknownListKey, Match: Resource(e)})
 			before := b.reqs.count()
 			r := drain(b.brand().Records(t.Context(), b.queries(brandSID, e)[0]))
 			var inv *syncer.InvalidError
-			if !errors.As(r.err, &inv) || !strings.Contains(inv.Message, e.ListKeys()[0]) {
-				t.Fatalf("err = %v, want an InvalidError naming the list key %q", r.err, e.ListKeys()[0])
+			if !errors.As(r.err, &inv) || !strings.Contains(inv.Message, listKeys(e)[0]) {
+				t.Fatalf("err = %v, want an InvalidError naming the list key %q", r.err, listKeys(e)[0])
 			}
 			if len(r.recs) != 0 {
 				t.Errorf("%d records yielded", len(r.recs))
@@ -390,7 +390,7 @@ func TestClientPartnersKeyMissingWithTotalIsError(t *testing.T) {
 }
 
 // Fields the client has no column for are kept in Raw and reported once per
-// entity and name (reference §2.4: new fields are not breaking).
+// entity and name (docs/impact-api.md §2.4: new fields are not breaking).
 func TestClientUnknownFieldsKeptAndReported(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -429,7 +429,7 @@ func TestClientUnknownFieldsKeptAndReported(t *testing.T) {
 	})
 }
 
-// ---- faults: retries (reference §5.4, §6.2, §8.8) ----
+// ---- faults: retries (docs/impact-api.md §5.4, §6.2, §8.8) ----
 
 // faultTest injects faults in front of one read of each kind — the bare
 // CompanyInformation object, a Campaigns list, an Actions window — and
@@ -443,7 +443,7 @@ func faultTest(t *testing.T, check func(t *testing.T, b *bundle, tally *syncer.T
 			q := b.queries(brandSID, e)[0]
 			fs := slices.Clone(faults)
 			for i := range fs {
-				fs[i].Match = e.Resource()
+				fs[i].Match = Resource(e)
 			}
 			b.sim.InjectFaults(brandSID, fs...)
 			tally := &syncer.Tally{}
@@ -521,7 +521,7 @@ func TestClientRetries429WithRetryAfter(t *testing.T) {
 func TestClientRetries429WithoutRetryAfter(t *testing.T) {
 	t.Parallel()
 	// Without Retry-After the brand family's X-RateLimit-Reset says when the
-	// window renews; the client waits for it (reference §5.4).
+	// window renews; the client waits for it (docs/impact-api.md §5.4).
 	faultTest(t, func(t *testing.T, b *bundle, tally *syncer.Tally) {
 		if tally.RateLimited.Load() != 2 {
 			t.Errorf("429s received = %d, want 2", tally.RateLimited.Load())
@@ -638,7 +638,7 @@ func TestClientTimeoutOnSlowResponse(t *testing.T) {
 	}
 }
 
-// ---- pagination guards (reference §3.3) ----
+// ---- pagination guards (docs/impact-api.md §3.3) ----
 
 // pagedQuery reads brand MediaPartners five to a page: 25 partners, 5 pages.
 func pagedClient(b *bundle) *Client {
@@ -771,7 +771,7 @@ func TestClientMalformedRecordNamesFieldAndKeepsPage(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: tc.kind, Match: tc.e.Resource()})
+			b.sim.InjectFaults(brandSID, impactsim.Fault{Kind: tc.kind, Match: Resource(tc.e)})
 			q := b.queries(brandSID, tc.e)[0]
 			r := drain(b.brand().Records(t.Context(), q))
 			if r.err != nil {
@@ -804,7 +804,7 @@ func TestClientMalformedRecordNamesFieldAndKeepsPage(t *testing.T) {
 	}
 }
 
-// ---- requests (reference §2.1, §2.4, §4.2) ----
+// ---- requests (docs/impact-api.md §2.1, §2.4, §4.2) ----
 
 func TestClientSendsAcceptJSONAndIRVersion(t *testing.T) {
 	t.Parallel()
@@ -845,7 +845,7 @@ func TestClientSendsAcceptJSONAndIRVersion(t *testing.T) {
 var zulu = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
 
 // Dates go out as YYYY-MM-DDTHH:MM:SSZ whatever the window's location, with
-// the filter's parameter pair (reference §4.1, §4.2, §8.15).
+// the filter's parameter pair (docs/impact-api.md §4.1, §4.2, §8.15).
 func TestClientDatesSentAsZulu(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -890,9 +890,9 @@ func TestClientDatesSentAsZulu(t *testing.T) {
 	}
 }
 
-// The date filters select what the reference says: StartDate/EndDate the
+// The date filters select what docs/impact-api.md §4.1 says: StartDate/EndDate the
 // hidden last-updated date, ActionDate* the EventDate, LockingDate* the
-// LockingDate (reference §4.1); a modified action moves into the
+// LockingDate (docs/impact-api.md §4.1); a modified action moves into the
 // last-updated window of its modification, an approval does not.
 func TestClientDateFiltersSelectByTheirField(t *testing.T) {
 	t.Parallel()
@@ -931,7 +931,7 @@ func TestClientDateFiltersSelectByTheirField(t *testing.T) {
 }
 
 // Actions and ActionUpdates are never asked for fewer than 2,000 records a
-// page, nor more than 20,000, whatever is configured (reference §3.1, §4.2;
+// page, nor more than 20,000, whatever is configured (docs/impact-api.md §3.1, §4.2;
 // the simulator enforces the minimum on both).
 func TestClientActivityPageSizeWithinAPILimits(t *testing.T) {
 	t.Parallel()
@@ -956,7 +956,7 @@ func TestClientActivityPageSizeWithinAPILimits(t *testing.T) {
 	}
 }
 
-// Partner PromoCodes accept PageSize 50-1000 (reference §3.1); the client
+// Partner PromoCodes accept PageSize 50-1000 (docs/impact-api.md §3.1); the client
 // stays inside that range whatever is configured.
 func TestClientPartnerPromoCodesPageSizeWithinAPILimits(t *testing.T) {
 	t.Parallel()
@@ -969,7 +969,7 @@ func TestClientPartnerPromoCodesPageSizeWithinAPILimits(t *testing.T) {
 }
 
 // Windows longer than the API's 45 days are cut into ≤ 44-day windows, each
-// starting one second after the previous ends (reference §4.2).
+// starting one second after the previous ends (docs/impact-api.md §4.2).
 func TestClientSplitsLongWindowsUnder45Days(t *testing.T) {
 	t.Parallel()
 	b := setup(t, partnerSpec())
@@ -1005,7 +1005,7 @@ func TestClientSplitsLongWindowsUnder45Days(t *testing.T) {
 	}
 }
 
-// ---- errors (reference §2.2, §6) ----
+// ---- errors (docs/impact-api.md §2.2, §6) ----
 
 func TestClient401IsUnauthorized(t *testing.T) {
 	t.Parallel()
@@ -1066,8 +1066,8 @@ func TestClient403NamesPermission(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(string(b.specs[tc.sid].Persona)+"/"+string(tc.e), func(t *testing.T) {
-			b.sim.DenyEndpoint(tc.sid, tc.e.Resource())
-			defer b.sim.AllowEndpoint(tc.sid, tc.e.Resource())
+			b.sim.DenyEndpoint(tc.sid, Resource(tc.e))
+			defer b.sim.AllowEndpoint(tc.sid, Resource(tc.e))
 			before := b.reqs.count()
 			c := b.client(tc.sid)
 			r := drain(c.Records(t.Context(), b.queries(tc.sid, tc.e)[0]))
@@ -1075,8 +1075,8 @@ func TestClient403NamesPermission(t *testing.T) {
 			if !errors.As(r.err, &f) {
 				t.Fatalf("err = %v, want a ForbiddenError", r.err)
 			}
-			if f.Endpoint != tc.e.Resource() || f.Permission != tc.permission || f.Message != "Access Denied" {
-				t.Errorf("ForbiddenError %+v, want endpoint %s, permission %q", f, tc.e.Resource(), tc.permission)
+			if f.Endpoint != Resource(tc.e) || f.Permission != tc.permission || f.Message != "Access Denied" {
+				t.Errorf("ForbiddenError %+v, want endpoint %s, permission %q", f, Resource(tc.e), tc.permission)
 			}
 			if !strings.Contains(f.Error(), tc.permission) {
 				t.Errorf("error %q does not name the permission", f)
@@ -1093,7 +1093,7 @@ func TestClient403NamesPermission(t *testing.T) {
 }
 
 // Any other 4xx is Invalid, with the envelope's Message and Errors, and is
-// not retried (reference §6.1).
+// not retried (docs/impact-api.md §6.1).
 func TestClient400IsInvalidWithEnvelope(t *testing.T) {
 	t.Parallel()
 	b := setup(t, brandSpec())
@@ -1153,7 +1153,7 @@ func TestClientCredentialDeadTransportIsNotRetried(t *testing.T) {
 	}
 }
 
-// A bearer (OAuth) transport works like Basic (reference §2.3).
+// A bearer (OAuth) transport works like Basic (docs/impact-api.md §2.3).
 func TestClientBearerTransport(t *testing.T) {
 	t.Parallel()
 	b := setup(t, partnerSpec())
@@ -1178,7 +1178,7 @@ func (a bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return a.base.RoundTrip(r)
 }
 
-// ---- the ten-page rule (reference §3.4) ----
+// ---- the ten-page rule (docs/impact-api.md §3.4) ----
 
 // bigSpec is a partner with 21,000 actions in one campaign over 40 days:
 // one 44-day window holds more than 10 pages of 2,000.
@@ -1232,7 +1232,7 @@ func TestClientBisectionGivesUpAtMinWindow(t *testing.T) {
 	now := b.sim.Clock().Now()
 	win := syncer.Window{Start: now.Add(-44 * 24 * time.Hour), End: now}
 	r := drain(c.Records(t.Context(), syncer.Query{Entity: syncer.Actions, Filter: syncer.ByEvent, Window: win}))
-	var tm *syncer.TooManyPagesError
+	var tm *TooManyPagesError
 	if !errors.As(r.err, &tm) || !strings.Contains(r.err.Error(), "smallest split") {
 		t.Fatalf("err = %v, want the too-many-pages error at the smallest split", r.err)
 	}
@@ -1269,7 +1269,7 @@ func TestClientTooOldStartIsATooOldError(t *testing.T) {
 	}
 }
 
-// ---- rate limits (reference §5) ----
+// ---- rate limits (docs/impact-api.md §5) ----
 
 // rateSpec has 1,100 media partners: read one per page, that is 1,100
 // requests, more than the 1,000 an hour the simulator allows.
@@ -1352,7 +1352,7 @@ func TestClientCompletesWhen429sForced(t *testing.T) {
 			e := rateEntity(persona)
 			var faults []impactsim.Fault
 			for k := 2; k <= 1100; k += 97 {
-				f := impactsim.Fault{Kind: impactsim.Fault429, Match: "/" + e.Resource() + "?PageSize=1&Page=" + strconv.Itoa(k)}
+				f := impactsim.Fault{Kind: impactsim.Fault429, Match: "/" + Resource(e) + "?PageSize=1&Page=" + strconv.Itoa(k)}
 				if k%2 == 1 {
 					f.RetryAfter = 30
 				}
@@ -1410,7 +1410,7 @@ func TestClientWaitsOutExhaustedBucket(t *testing.T) {
 }
 
 // groupLimits models the partner API's hourly groups in front of the
-// simulator (reference §5.2): /Actions requests count against 500 an hour,
+// simulator (docs/impact-api.md §5.2): /Actions requests count against 500 an hour,
 // every other request against 1,000, each group with its own partner-family
 // headers, on the simulator clock.
 type groupLimits struct {
@@ -1465,7 +1465,7 @@ func (g *groupLimits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // With separate hourly groups (partner /Actions 500, the rest 1,000), the
-// client keeps each endpoint's budget (reference §5.4: a bucket per account
+// client keeps each endpoint's budget (docs/impact-api.md §5.4: a bucket per account
 // and endpoint group): it never spends an /Actions request after that group
 // is used up, even when responses from another group (reporting plenty left)
 // came in between, and it does not hold the other endpoints back for an

@@ -321,7 +321,7 @@ func (d *recordDecoder) convert(t syncer.Type, v value, present bool, path strin
 }
 
 // nestedArrays are the array members documented inside JSON columns
-// (reference §7.4), by field path. The API may send a one-element array as
+// (docs/impact-api.md §7.4), by field path. The API may send a one-element array as
 // the bare element, and an empty one as null or "".
 var nestedArrays = map[string]bool{
 	"Programs.Groups": true,

@@ -28,7 +28,7 @@ func decodePageFile(t *testing.T, name string, e syncer.Entity) ([]syncer.Record
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := parsePage(body, e.ListKeys())
+	p, err := parsePage(body, listKeys(e))
 	if err != nil {
 		t.Fatalf("parsePage: %v", err)
 	}
@@ -277,13 +277,13 @@ func TestParsePage(t *testing.T) {
 		}
 	})
 	t.Run("legacy MediaPartners key", func(t *testing.T) {
-		p, err := parsePage([]byte(`{"@total":"1","MediaPartners":[{"Id":"1"}]}`), syncer.MediaPartners.ListKeys())
+		p, err := parsePage([]byte(`{"@total":"1","MediaPartners":[{"Id":"1"}]}`), listKeys(syncer.MediaPartners))
 		if err != nil || len(p.records) != 1 {
 			t.Fatalf("%v %d", err, len(p.records))
 		}
 	})
 	t.Run("missing list key with a total is an error", func(t *testing.T) {
-		_, err := parsePage([]byte(`{"@total":"3","Records":[{},{},{}]}`), syncer.MediaPartners.ListKeys())
+		_, err := parsePage([]byte(`{"@total":"3","Records":[{},{},{}]}`), listKeys(syncer.MediaPartners))
 		var lk *listKeyError
 		if !errors.As(err, &lk) {
 			t.Fatalf("err = %v", err)

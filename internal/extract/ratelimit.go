@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // response's Date.
 //
 // The API counts some endpoints in separate hourly groups (partner /Actions
-// 500/h, everything else 1,000/h; reference §5.2), and the headers of a
+// 500/h, everything else 1,000/h; docs/impact-api.md §5.2), and the headers of a
 // response describe the group of its endpoint. The limiter therefore keeps
 // the budget each endpoint last reported, as well as the budget the latest
 // response of any endpoint reported, and a request waits for both — unless
@@ -210,19 +209,4 @@ func headerInt(h http.Header, name string) (int64, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

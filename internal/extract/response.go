@@ -22,7 +22,7 @@ func checkResponse(e syncer.Entity, resp *http.Response, body []byte, now time.T
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	endpoint := e.Resource()
+	endpoint := Resource(e)
 	msg, details := envelopeMessage(body)
 	switch code := resp.StatusCode; {
 	case code == http.StatusUnauthorized:
@@ -39,13 +39,15 @@ func checkResponse(e syncer.Entity, resp *http.Response, body []byte, now time.T
 	case code >= 500:
 		return &syncer.TransientError{Endpoint: endpoint, Status: code, Err: fmt.Errorf("%s", orStatus(msg, code))}
 	case code >= 400 && isTooManyPages(msg, details):
-		// 400 expected; its status is undocumented (reference §3.4), the
+		// 400 expected; its status is undocumented (docs/impact-api.md §3.4), the
 		// message asks to narrow the dates or raise the PageSize
-		return &syncer.TooManyPagesError{Endpoint: endpoint, Message: msg}
-	case code >= 400 && code < 500 && isTooOld(msg, details):
-		return &syncer.TooOldError{Endpoint: endpoint, Message: msg}
+		return &TooManyPagesError{Endpoint: endpoint, Message: msg}
 	}
-	return &syncer.InvalidError{Endpoint: endpoint, Status: resp.StatusCode, Message: orStatus(msg, resp.StatusCode), Errors: details}
+	inv := &syncer.InvalidError{Endpoint: endpoint, Status: resp.StatusCode, Message: orStatus(msg, resp.StatusCode), Errors: details}
+	if isTooOld(msg, details) {
+		return &syncer.TooOldError{Endpoint: endpoint, Message: msg, Err: inv}
+	}
+	return inv
 }
 
 func orStatus(msg string, code int) string {

@@ -1,6 +1,6 @@
 // Package impactsim is an in-process simulator of the impact.com REST API
 // (brand "Advertisers" and partner "Mediapartners" roots), built from
-// /work/shared/reference/impact-api.md (§9 "Fake-server contract").
+// docs/impact-api.md (§9 "What the simulator implements").
 //
 // It is an http.Handler: mount it with httptest.NewServer(s.Handler()) in
 // tests, or run cmd/impactsim. Accounts are generated deterministically from a
@@ -9,7 +9,7 @@
 // date-window rules) reads that clock, never the wall clock. Truth returns
 // typed copies of what the simulator serves, for field-by-field comparison.
 //
-// Where the reference leaves a behaviour open ([?]) the simulator is strict.
+// Where docs/impact-api.md marks a behaviour [open] the simulator is strict.
 // The choices made here:
 //
 //   - A SID used under the other persona's root (a brand SID on
@@ -23,7 +23,7 @@
 //     every pair must be complete. Dates must be YYYY-MM-DDTHH:MM:SS followed
 //     by Z or ±hh:mm; anything else (date only, no zone, fractions) is 400.
 //   - Query parameter names are case-sensitive (MediaPartners uses lower-case
-//     startDate/endDate, as the reference says).
+//     startDate/endDate, as docs/impact-api.md §7.4 says).
 //   - A page past the last one is 200 with an empty record array.
 //   - ActionUpdates are ordered by UpdateDate, newest first; Actions by
 //     CreationDate, newest first; ties by Id ascending.

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Actions and ActionUpdates rules (reference §3.4, §4.2).
+// Actions and ActionUpdates rules (docs/impact-api.md §3.4, §4.2).
 const (
 	maxSpan        = 45 * day
 	maxLookback    = 3 * 365 * day

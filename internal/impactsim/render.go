@@ -1,6 +1,6 @@
 package impactsim
 
-// Record encoders. Field order follows the reference's sample pages (§7.7).
+// Record encoders. Field order follows the sample pages of docs/impact-api.md §7.7.
 
 func (a *account) writeAction(w *writer, name string, v *actionView) {
 	brand := a.persona == Brand

@@ -260,7 +260,7 @@ func randomToken(r *rand.Rand) string {
 }
 
 // DisableToken disables the account's (legacy) token: every request with it
-// gets 401. (The reference says disabled scoped tokens get 403 and leaves
+// gets 401. (docs/impact-api.md §2.2 says disabled scoped tokens get 403 and leaves
 // legacy tokens open; the simulator treats the token as legacy.)
 func (s *Server) DisableToken(sid string) {
 	s.withControl(sid, func(c *control, _ *account) { c.disabled = true })

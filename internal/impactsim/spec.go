@@ -68,7 +68,7 @@ type Options struct {
 	Latency time.Duration
 }
 
-// Quirks are per-account wire-format variations (reference §7.0, §8).
+// Quirks are per-account wire-format variations (docs/impact-api.md §7.0, §8).
 // The zero value is the documented default shape.
 type Quirks struct {
 	// NumbersAsJSON renders numeric record fields (ids, money, counts) as

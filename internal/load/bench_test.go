@@ -53,7 +53,7 @@ func newBenchBlock(b *testing.B) *proto.Block {
 	tb := syncer.Tables[syncer.Actions]
 	types := map[string]string{"account_id": "String", "raw": "String", "version": "UInt64", "synced_at": "DateTime('UTC')"}
 	for _, c := range tb.Columns {
-		types[c.Name] = c.Type.SQL()
+		types[c.Name] = ColumnType(c.Type)
 	}
 	block := proto.NewBlock()
 	for _, name := range insertColumns(tb, false) {

@@ -11,6 +11,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"regexp"
@@ -29,6 +30,24 @@ type Options struct {
 	User     string   // "" means default
 	Password string
 
+	// Secure speaks TLS on the native protocol (ClickHouse Cloud, port 9440
+	// on most servers). CAFile is a PEM bundle of the CAs to trust instead of
+	// the system roots; ServerName is the name the certificate must hold
+	// when it is not the host of the address.
+	Secure     bool
+	CAFile     string
+	ServerName string
+
+	// Cluster names a cluster of the server's remote_servers. Migrate then
+	// creates the database and every table ON CLUSTER with Replicated
+	// engines, plus a Distributed table per table when the cluster has more
+	// than one shard. "" is a single node.
+	Cluster string
+	// ReplicaPath is the ZooKeeper path of each replicated table (default
+	// DefaultReplicaPath); {database} and {table} are filled in, other
+	// {macros} come from the server.
+	ReplicaPath string
+
 	// DialTimeout bounds connecting (default 10s).
 	DialTimeout time.Duration
 	// Now is the wall clock for timestamps such as synced_at and lease
@@ -44,6 +63,8 @@ type DB struct {
 	opts     Options
 	log      *zap.Logger
 	server   driver.ServerVersion
+	tls      *tls.Config
+	layout   layout
 	now      func() time.Time
 	versions versionClock
 }
@@ -72,8 +93,16 @@ func Open(ctx context.Context, opts Options, log *zap.Logger) (*DB, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &DB{opts: opts, log: log, now: opts.Now}
+	d := &DB{opts: opts, log: log, now: opts.Now, layout: layout{Database: opts.Database, Shards: 1, ReplicaPath: opts.ReplicaPath}}
 	d.versions.now = time.Now
+	if opts.Secure {
+		var err error
+		if d.tls, err = tlsConfig(opts); err != nil {
+			return nil, err
+		}
+	} else if opts.CAFile != "" || opts.ServerName != "" {
+		return nil, errors.New("clickhouse: a CA file or TLS server name is set but TLS is off: set CLICKHOUSE_SECURE=true")
+	}
 
 	// Probe with the server's default database, which always exists.
 	probe, err := d.connect("", 1)
@@ -82,13 +111,19 @@ func Open(ctx context.Context, opts Options, log *zap.Logger) (*DB, error) {
 	}
 	defer probe.Close()
 	if err := probe.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("clickhouse %v: %w", opts.Addrs, describe(err))
+		return nil, explainConnect(err, opts)
 	}
 	sv, err := probe.ServerVersion()
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %v: server version: %w", opts.Addrs, err)
 	}
 	d.server = *sv
+	if opts.Cluster != "" {
+		if d.layout.Shards, err = clusterShards(ctx, probe, opts.Cluster); err != nil {
+			return nil, err
+		}
+		d.layout.Cluster = opts.Cluster
+	}
 
 	// Room for each of SYNCER_CONCURRENCY passes (4 by default) to keep a
 	// few streamed inserts open (syncer.StreamWriter) beside its other
@@ -100,6 +135,9 @@ func Open(ctx context.Context, opts Options, log *zap.Logger) (*DB, error) {
 		zap.Strings("addrs", opts.Addrs),
 		zap.String("database", opts.Database),
 		zap.String("user", opts.User),
+		zap.Bool("secure", opts.Secure),
+		zap.String("cluster", opts.Cluster),
+		zap.Int("shards", d.layout.Shards),
 		zap.String("server_version", d.ServerVersion()))
 	return d, nil
 }
@@ -107,7 +145,11 @@ func Open(ctx context.Context, opts Options, log *zap.Logger) (*DB, error) {
 func (d *DB) connect(database string, maxOpen int) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Protocol: clickhouse.Native,
-		Addr:     d.opts.Addrs,
+		// Several addresses are replicas: a connection goes to the first
+		// that answers, in order, so a dead replica costs one refused dial.
+		Addr:             d.opts.Addrs,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		TLS:              d.tls,
 		Auth: clickhouse.Auth{
 			Database: database,
 			Username: d.opts.User,
@@ -159,11 +201,22 @@ func (d *DB) atLeast(major, minor uint64) bool {
 // insertContext adds the settings a modern server understands and 18.16 does
 // not: async_insert off explicitly (21.11+), so Send returns only after the
 // rows are written.
+//
+// On a cluster of several shards an insert goes through a Distributed table;
+// insert_distributed_sync makes it write every shard before it returns
+// (otherwise the server queues the rows and acknowledges at once).
 func (d *DB) insertContext(ctx context.Context) context.Context {
+	settings := clickhouse.Settings{}
 	if d.atLeast(21, 11) {
-		return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"async_insert": 0}))
+		settings["async_insert"] = 0
 	}
-	return ctx
+	if d.layout.Shards > 1 {
+		settings["insert_distributed_sync"] = 1
+	}
+	if len(settings) == 0 {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }
 
 // Conn is the underlying clickhouse-go connection, for tests and ad hoc

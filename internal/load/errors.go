@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"go.uber.org/zap"
+
+	"github.com/impact-syncer/impact-syncer/internal/retry"
 )
 
 // ErrSchema marks a mismatch between the code and the database: an unknown
@@ -159,7 +160,7 @@ func retryDecision(err error) (bool, string) {
 }
 
 // retryPolicy bounds retries of an operation whose failure has an unknown
-// outcome.
+// outcome; the waits are internal/retry's jittered backoff.
 type retryPolicy struct {
 	Attempts int           // total tries, at least 1
 	Base     time.Duration // first backoff; doubles, jittered, capped at Max
@@ -168,34 +169,27 @@ type retryPolicy struct {
 
 var defaultRetry = retryPolicy{Attempts: 5, Base: 250 * time.Millisecond, Max: 10 * time.Second}
 
-// do runs fn until it succeeds, fails for good, runs out of attempts or ctx
-// ends.
+// do runs fn until it succeeds, fails for good (retryDecision), runs out of
+// attempts or ctx ends.
 func (p retryPolicy) do(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
-	attempts := max(p.Attempts, 1)
-	backoff := p.Base
-	var err error
-	for i := 1; ; i++ {
-		if err = fn(); err == nil {
+	err := retry.Policy{
+		MaxAttempts: max(p.Attempts, 1),
+		Backoff:     retry.Backoff{Base: p.Base, Max: p.Max},
+		OnRetry: func(a retry.Attempt) error {
+			log.Warn("clickhouse write failed; retrying the same rows",
+				zap.String("what", what), zap.Int("attempt", a.N), zap.String("reason", a.Decision.Reason),
+				zap.Duration("wait", a.Wait), zap.Error(a.Err))
 			return nil
+		},
+	}.Do(ctx, func(_ int, err error) retry.Decision {
+		if ok, reason := retryDecision(err); ok {
+			return retry.Retry(reason)
 		}
-		retry, reason := retryDecision(err)
-		if !retry || i >= attempts {
-			if retry {
-				return fmt.Errorf("%s: giving up after %d attempts: %w", what, i, err)
-			}
-			return err
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		log.Warn("clickhouse write failed; retrying the same rows",
-			zap.String("what", what), zap.Int("attempt", i), zap.String("reason", reason),
-			zap.Duration("wait", wait), zap.Error(err))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-t.C:
-		}
-		backoff = min(backoff*2, p.Max)
+		return retry.Final("")
+	}, fn)
+	var ex *retry.ExhaustedError
+	if errors.As(err, &ex) || (err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return err
 }

@@ -130,7 +130,7 @@ func TestCheckValue(t *testing.T) {
 		{syncer.Strings, "a", false},
 	} {
 		if err := checkValue(tc.typ, tc.v); (err == nil) != tc.ok {
-			t.Errorf("checkValue(%s, %#v) = %v, want ok=%v", tc.typ.SQL(), tc.v, err, tc.ok)
+			t.Errorf("checkValue(%s, %#v) = %v, want ok=%v", ColumnType(tc.typ), tc.v, err, tc.ok)
 		}
 	}
 }

@@ -2,8 +2,19 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+)
+
+var (
+	_ syncer.Locker       = (*LeaseStore)(nil)
+	_ syncer.HolderLister = (*LeaseStore)(nil)
 )
 
 // Lease says that Holder may sync AccountID until ExpiresAt. Times are
@@ -16,25 +27,12 @@ type Lease struct {
 	version    uint64
 }
 
-// LeaseHeldError is returned when another holder has a live lease.
-type LeaseHeldError struct {
-	AccountID string
-	Holder    string
-	Since     time.Time
-	Expires   time.Time
-}
-
-func (e *LeaseHeldError) Error() string {
-	return fmt.Sprintf("account %s is being synced by %s (since %s, lease expires %s)",
-		e.AccountID, e.Holder, e.Since.UTC().Format(time.RFC3339), e.Expires.UTC().Format(time.RFC3339))
-}
-
 // LeaseStore keeps per-account leases in account_leases, so at most one run
 // per account happens at a time, across the daemon and CLI backfills.
 //
 // ClickHouse has no compare-and-set, so acquiring is check, insert, wait
 // Settle, re-read: the row with the highest version wins and the loser gets
-// a LeaseHeldError. What remains is a narrow race: if B read "free" before
+// a *syncer.LockHeldError. What remains is a narrow race: if B read "free" before
 // A's insert but inserts only after A's confirming re-read (B stalled for
 // longer than Settle between its read and its insert), both believe they
 // hold the lease until one of them renews; Renew then tells the loser. Runs
@@ -45,6 +43,12 @@ type LeaseStore struct {
 	// Settle is how long Acquire waits between its insert and the confirming
 	// read (default 200ms).
 	Settle time.Duration
+	// TTL is the lease Lock takes and renews every TTL/3 (default 2m).
+	TTL time.Duration
+	// HolderGone, when set, reports whether a holder's process is known to
+	// be dead (killed on this host); Lock then takes its lease over at once
+	// instead of waiting for it to expire.
+	HolderGone func(holder string) bool
 }
 
 // NewLeaseStore returns a LeaseStore on db; now is the clock for
@@ -53,13 +57,13 @@ func NewLeaseStore(db *DB, now func() time.Time) *LeaseStore {
 	if now == nil {
 		now = db.now
 	}
-	return &LeaseStore{db: db, now: now, Settle: 200 * time.Millisecond}
+	return &LeaseStore{db: db, now: now, Settle: 200 * time.Millisecond, TTL: 2 * time.Minute}
 }
 
 var leaseInsertColumns = []string{"account_id", "holder", "acquired_at", "expires_at", "version"}
 
 // Acquire takes the account's lease for holder for ttl. If another holder
-// has a lease that has not expired, it returns *LeaseHeldError. A holder
+// has a lease that has not expired, it returns *syncer.LockHeldError. A holder
 // that already has the lease gets it extended.
 func (s *LeaseStore) Acquire(ctx context.Context, accountID, holder string, ttl time.Duration) (Lease, error) {
 	if accountID == "" || holder == "" {
@@ -103,7 +107,7 @@ func (s *LeaseStore) Acquire(ctx context.Context, accountID, holder string, ttl 
 }
 
 // Renew extends a lease the caller holds by ttl from now. If another holder
-// took the lease meanwhile, it returns *LeaseHeldError: stop working.
+// took the lease meanwhile, it returns *syncer.LockHeldError: stop working.
 func (s *LeaseStore) Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
 	cur, found, err := s.current(ctx, l.AccountID)
 	if err != nil {
@@ -162,8 +166,8 @@ func (s *LeaseStore) current(ctx context.Context, accountID string) (Lease, bool
 	return l, found, nil
 }
 
-func (l Lease) held() *LeaseHeldError {
-	return &LeaseHeldError{AccountID: l.AccountID, Holder: l.Holder, Since: l.AcquiredAt, Expires: l.ExpiresAt}
+func (l Lease) held() *syncer.LockHeldError {
+	return &syncer.LockHeldError{AccountID: l.AccountID, Holder: l.Holder, Since: l.AcquiredAt, Expires: l.ExpiresAt}
 }
 
 func (s *LeaseStore) write(ctx context.Context, l Lease) error {
@@ -172,4 +176,114 @@ func (s *LeaseStore) write(ctx context.Context, l Lease) error {
 		return fmt.Errorf("write lease of account %s: %w", l.AccountID, err)
 	}
 	return nil
+}
+
+// Lock takes the account's lease for holder (taking over the lease of a
+// holder HolderGone says is dead) and renews it every TTL/3 while the pass
+// runs. A renewal that fails or finds the lease taken by someone else closes
+// the lock's Lost channel: the pass stops at its next window boundary and
+// commits nothing more. Unlock stops renewing and releases the lease.
+func (s *LeaseStore) Lock(ctx context.Context, accountID, holder string) (syncer.Lock, error) {
+	ttl := s.TTL
+	lease, err := s.Acquire(ctx, accountID, holder, ttl)
+	var held *syncer.LockHeldError
+	if errors.As(err, &held) && s.HolderGone != nil && s.HolderGone(held.Holder) {
+		// A process of this host that was killed (or crashed, or lost
+		// ClickHouse while releasing) holds the lease: it runs no more.
+		s.db.log.Warn("taking over the lease of a process that no longer runs",
+			zap.String("account_id", accountID), zap.String("holder", held.Holder))
+		if err = s.Release(ctx, Lease{AccountID: accountID, Holder: held.Holder}); err == nil {
+			lease, err = s.Acquire(ctx, accountID, holder, ttl)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := &leaseLock{s: s, lease: lease, ttl: ttl, stop: make(chan struct{}), lost: make(chan struct{})}
+	l.wg.Add(1)
+	go l.renew(context.WithoutCancel(ctx))
+	return l, nil
+}
+
+// leaseLock is a held lease, renewed in the background.
+type leaseLock struct {
+	s     *LeaseStore
+	ttl   time.Duration
+	stop  chan struct{}
+	lost  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	mu    sync.Mutex
+	lease Lease
+}
+
+func (l *leaseLock) Lost() <-chan struct{} { return l.lost }
+
+func (l *leaseLock) renew(ctx context.Context) {
+	defer l.wg.Done()
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		cur := l.lease
+		l.mu.Unlock()
+		renewed, err := l.s.Renew(ctx, cur, l.ttl)
+		if err != nil {
+			l.s.db.log.Error("the account lease could not be renewed or was taken: the pass stops at the next window boundary",
+				zap.String("account_id", cur.AccountID), zap.Error(err))
+			close(l.lost)
+			return
+		}
+		l.mu.Lock()
+		l.lease = renewed
+		l.mu.Unlock()
+	}
+}
+
+func (l *leaseLock) Unlock() {
+	l.once.Do(func() {
+		close(l.stop)
+		l.wg.Wait()
+		select {
+		case <-l.lost:
+			return // someone else may hold it now; Release would check, but there is nothing of ours to free
+		default:
+		}
+		l.mu.Lock()
+		cur := l.lease
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := l.s.Release(ctx, cur); err != nil {
+			l.s.db.log.Warn("could not release the account lease", zap.String("account_id", cur.AccountID), zap.Error(err))
+		}
+	})
+}
+
+// Holders returns the holder of every account whose lease is live now.
+func (s *LeaseStore) Holders(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.conn.Query(ctx,
+		"SELECT account_id, holder, expires_at FROM account_leases FINAL WHERE holder != ''")
+	if err != nil {
+		return nil, fmt.Errorf("read leases: %w", describeTable(err, "account_leases"))
+	}
+	defer rows.Close()
+	now := s.now()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, holder string
+		var expires time.Time
+		if err := rows.Scan(&id, &holder, &expires); err != nil {
+			return nil, fmt.Errorf("read leases: %w", err)
+		}
+		if expires.After(now) {
+			out[id] = holder
+		}
+	}
+	return out, rows.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/schema"
@@ -94,6 +95,16 @@ ORDER BY version`
 //
 // Two migrators running at once are harmless for CREATE TABLE IF NOT EXISTS
 // steps and for ADD COLUMN steps (skipped when the column exists).
+//
+// With Options.Cluster set, every statement is rendered for the cluster (see
+// layout.render): ON CLUSTER, Replicated engines, Distributed tables when
+// there is more than one shard. The migration files are the same.
+// schema_migrations is then itself replicated, so every host and every
+// migrator reads the same record; a step recorded twice by two migrators at
+// once is one row through FINAL, and its DDL ran as a no-op the second time.
+// A replica that was down runs the queued ON CLUSTER statements when it
+// comes back (the server's distributed DDL queue in ZooKeeper) and fetches
+// the rows it missed.
 func (d *DB) Migrate(ctx context.Context) ([]string, error) {
 	return d.migrate(ctx, schema.FS)
 }
@@ -106,8 +117,14 @@ func (d *DB) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 	if err := d.createDatabase(ctx); err != nil {
 		return nil, err
 	}
-	if err := d.Exec(ctx, createMigrationsTable); err != nil {
+	stmts, err := d.layout.render(createMigrationsTable)
+	if err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for _, q := range stmts {
+		if err := d.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("create schema_migrations: %w", d.explainDDL(err))
+		}
 	}
 	done, err := d.appliedMigrations(ctx)
 	if err != nil {
@@ -127,7 +144,8 @@ func (d *DB) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 		applied = append(applied, m.Name)
 	}
 	if len(applied) > 0 {
-		d.log.Info("schema migrated", zap.String("database", d.opts.Database), zap.Strings("applied", applied))
+		d.log.Info("schema migrated", zap.String("database", d.opts.Database), zap.String("cluster", d.layout.Cluster),
+			zap.Int("shards", d.layout.Shards), zap.Strings("applied", applied))
 	}
 	return applied, nil
 }
@@ -138,8 +156,11 @@ func (d *DB) createDatabase(ctx context.Context) error {
 		return err
 	}
 	defer boot.Close()
-	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quote(d.opts.Database)); err != nil {
-		return fmt.Errorf("create database %s: %w", d.opts.Database, describe(err))
+	if err := d.checkMacros(ctx, boot); err != nil {
+		return err
+	}
+	if err := boot.Exec(ctx, d.layout.createDatabase()); err != nil {
+		return fmt.Errorf("create database %s: %w", d.opts.Database, d.explainDDL(describe(err)))
 	}
 	return nil
 }
@@ -175,12 +196,19 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 		skip = exists
 	}
 	if !skip {
-		if err := d.Exec(ctx, m.SQL); err != nil {
-			code, _ := exceptionCode(err)
-			if !(code == codeDuplicateColumn && addColumn.MatchString(m.SQL)) {
-				return fmt.Errorf("migration %s: %w", m.Name, err)
+		stmts, err := d.layout.render(m.SQL)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		for _, q := range stmts {
+			if err := d.Exec(ctx, q); err != nil {
+				code, _ := exceptionCode(err)
+				duplicate := code == codeDuplicateColumn || strings.Contains(err.Error(), "Code: 15,")
+				if !(duplicate && addColumn.MatchString(m.SQL)) {
+					return fmt.Errorf("migration %s: %w", m.Name, d.explainDDL(err))
+				}
+				// Another migrator added the column first.
 			}
-			// Another migrator added the column first.
 		}
 	}
 	// Inserts go through a batch: an INSERT ... VALUES sent with Exec hangs
@@ -193,6 +221,57 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 	d.log.Debug("migration applied", zap.String("migration", m.Name), zap.Bool("skipped_existing_column", skip))
 	return nil
 }
+
+// explainDDL says what an ON CLUSTER statement that timed out means: a host
+// of the cluster did not run it in time (down, or behind); the server keeps
+// it queued for that host.
+func (d *DB) explainDDL(err error) error {
+	if code, _ := exceptionCode(err); d.layout.Cluster == "" || code != codeTimeoutExceeded {
+		return err
+	}
+	return fmt.Errorf("a host of cluster %s did not run the statement within the server's distributed_ddl_task_timeout "+
+		"(is one down?); it stays queued and runs when the host is back: run `syncer migrate` again then: %w", d.layout.Cluster, err)
+}
+
+// checkMacros makes sure, on a cluster, that the server defines every macro
+// the replica path and the replica name use, so a missing one is reported
+// before any DDL is queued.
+func (d *DB) checkMacros(ctx context.Context, conn driver.Conn) error {
+	if d.layout.Cluster == "" {
+		return nil
+	}
+	want := map[string]bool{"replica": true}
+	for _, m := range macroRef.FindAllStringSubmatch(d.layout.replicaPath("t"), -1) {
+		want[m[1]] = true
+	}
+	rows, err := conn.Query(ctx, "SELECT macro FROM system.macros")
+	if err != nil {
+		return fmt.Errorf("read system.macros: %w", describe(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			return fmt.Errorf("read system.macros: %w", err)
+		}
+		delete(want, m)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read system.macros: %w", err)
+	}
+	if len(want) > 0 {
+		var missing []string
+		for m := range want {
+			missing = append(missing, "{"+m+"}")
+		}
+		sort.Strings(missing)
+		return fmt.Errorf("the server lacks the macros %s that replicated tables need (replica path %q): define them in its <macros>, or set CLICKHOUSE_REPLICA_PATH",
+			strings.Join(missing, ", "), d.layout.replicaPath("{table}"))
+	}
+	return nil
+}
+
+var macroRef = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 func (d *DB) columnExists(ctx context.Context, table, column string) (bool, error) {
 	var n uint64

@@ -79,7 +79,7 @@ func TestEntityTablesMatchDomain(t *testing.T) {
 		catalog := slices.Contains(syncer.CatalogEntities, e)
 		want := []string{"account_id String"}
 		for _, c := range tb.Columns {
-			want = append(want, c.Name+" "+c.Type.SQL())
+			want = append(want, c.Name+" "+load.ColumnType(c.Type))
 		}
 		want = append(want, "raw String", "version UInt64", "synced_at DateTime('UTC')")
 		if catalog {

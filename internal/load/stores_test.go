@@ -235,7 +235,7 @@ func TestLeases(t *testing.T) {
 	}
 
 	_, err = s.Acquire(ctx, "acc", "backfill@laptop", time.Minute)
-	var held *load.LeaseHeldError
+	var held *syncer.LockHeldError
 	if !errors.As(err, &held) || held.Holder != "daemon@host-1" || held.AccountID != "acc" || !held.Expires.Equal(a.ExpiresAt) || !held.Since.Equal(a.AcquiredAt) {
 		t.Fatalf("second holder: %v; want *LeaseHeldError naming daemon@host-1", err)
 	}
@@ -298,7 +298,7 @@ func TestLeases(t *testing.T) {
 				mu.Lock()
 				won++
 				mu.Unlock()
-			} else if !errors.As(err, new(*load.LeaseHeldError)) {
+			} else if !errors.As(err, new(*syncer.LockHeldError)) {
 				t.Errorf("%s: %v", h, err)
 			}
 		})
@@ -306,5 +306,57 @@ func TestLeases(t *testing.T) {
 	wg.Wait()
 	if won != 1 {
 		t.Fatalf("%d concurrent acquirers won; want 1", won)
+	}
+}
+
+// TestLeaseLock: the lease as a syncer.Locker. A second holder is refused
+// with the holder's name; a lease taken over once it expired closes the
+// first holder's Lost channel at its next renewal; a holder HolderGone says
+// is dead is taken over at once; Holders shows the live holders.
+func TestLeaseLock(t *testing.T) {
+	db := chtest.New(t)
+	ctx := t.Context()
+	clk := &clock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}
+	s := load.NewLeaseStore(db, clk.Now)
+	s.Settle = 10 * time.Millisecond
+	s.TTL = 3 * time.Second // renewed every second
+
+	lk, err := s.Lock(ctx, "acc", "worker-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *syncer.LockHeldError
+	if _, err := s.Lock(ctx, "acc", "worker-2"); !errors.As(err, &held) || held.Holder != "worker-1" {
+		t.Fatalf("second holder: %v; want *syncer.LockHeldError naming worker-1", err)
+	}
+	if h, err := s.Holders(ctx); err != nil || h["acc"] != "worker-1" {
+		t.Fatalf("holders %v %v", h, err)
+	}
+	// worker-1 stalls past its expiry (by the lease clock); worker-2 takes it.
+	clk.Add(time.Minute)
+	other := load.NewLeaseStore(db, clk.Now)
+	other.Settle = 10 * time.Millisecond
+	if _, err := other.Acquire(ctx, "acc", "worker-2", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lk.Lost():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first holder's lock was not marked lost after the lease was taken")
+	}
+	lk.Unlock() // must not free worker-2's lease
+	if h, _ := s.Holders(ctx); h["acc"] != "worker-2" {
+		t.Fatalf("after the loser's Unlock: holders %v", h)
+	}
+
+	// a dead holder's lease is taken over without waiting for its expiry
+	s.HolderGone = func(h string) bool { return h == "worker-2" }
+	lk2, err := s.Lock(ctx, "acc", "worker-3")
+	if err != nil {
+		t.Fatalf("takeover from a dead holder: %v", err)
+	}
+	lk2.Unlock()
+	if h, _ := s.Holders(ctx); h["acc"] != "" {
+		t.Fatalf("after Unlock: holders %v", h)
 	}
 }

@@ -228,7 +228,7 @@ func checkValue(t syncer.Type, v any) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("value of Go type %T for a %s column", v, t.SQL())
+	return fmt.Errorf("value of Go type %T for a %s column", v, ColumnType(t))
 }
 
 // insert sends rows in one batch, retrying the same rows when the outcome is

@@ -10,19 +10,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// scan is one date-filtered sweep of Actions or ActionUpdates for one
-// campaign scope: read [From, To] in windows, oldest first, and advance the
-// watermark Key to each window's end once its rows are in ClickHouse.
-type scan struct {
-	Key      WatermarkKey
-	Filter   DateFilter
-	From, To time.Time
-	// Covers are watermarks of scans this one makes redundant (the clearing
-	// re-scan, when this scan re-reads everything it would): once every
-	// window is committed they are set to To as well.
-	Covers []WatermarkKey
-}
-
 // writeAttempts bounds how often an entity run reads its windows again after
 // a write whose outcome was unknown (ErrWriteInterrupted).
 const writeAttempts = 4
@@ -30,7 +17,9 @@ const writeAttempts = 4
 // activity syncs Actions or ActionUpdates of every campaign scope. A
 // streamed insert that fails for a reason that may pass cannot be sent
 // again (its rows are not kept), so the run starts over from the stored
-// watermarks and reads those windows again, a few times.
+// watermarks and reads those windows again, a few times. A run planned with
+// the calendar 3-year limit that the API refuses is planned again with
+// 3×365 days.
 func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64, error) {
 	var total uint64
 	backoff := 250 * time.Millisecond
@@ -47,7 +36,7 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 			attempt--
 			continue
 		}
-		if err == nil || !errors.Is(err, ErrWriteInterrupted) || attempt >= writeAttempts || ctx.Err() != nil || p.req.stopping() {
+		if err == nil || !errors.Is(err, ErrWriteInterrupted) || attempt >= writeAttempts || ctx.Err() != nil || p.stopped() != nil {
 			return total, err
 		}
 		log.Warn("clickhouse write failed; reading the windows since the last stored watermark again",
@@ -83,14 +72,15 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 			}
 		}
 	}
-	now := p.serverNow()
-	if local := time.Now(); now.Sub(local).Abs() > time.Minute {
+	api, known := p.src.ServerNow()
+	now, skew, warn := p.planner.Clock(api, known, time.Now())
+	if warn {
 		log.Warn("impact.com's clock differs from this machine's; windows follow impact.com's",
-			zap.Duration("skew", now.Sub(local).Round(time.Second)), zap.Time("api_now", now))
+			zap.Duration("skew", skew.Round(time.Second)), zap.Time("api_now", now))
 	}
 	type scoped struct {
 		campaign string
-		scans    []scan
+		scans    []Scan
 	}
 	var plans []scoped
 	total := 0
@@ -103,13 +93,15 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 		}
 		defer func() { p.marks = nil }()
 	}
+	p.planner.CalendarRefused = p.s.calendarRefused.Load()
+	p.calendarAsked = p.planner.Reach(now).Before(now.Add(-p.opt.Reach))
 	for _, campaign := range scopes {
 		scans, err := p.plan(ctx, e, campaign, now)
 		if err != nil {
 			return 0, err
 		}
 		for _, sc := range scans {
-			total += len(ChunkWindows(sc.From, sc.To, MaxWindow))
+			total += len(sc.Windows())
 		}
 		plans = append(plans, scoped{campaign, scans})
 	}
@@ -128,9 +120,9 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 	lazy := p.req.Kind != RunBackfill && total == nscans
 	var ld sink
 	if sw, ok := p.s.Writer.(StreamWriter); ok {
-		ld = newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy)
+		ld = newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy, p.owned)
 	} else {
-		ld = newLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy)
+		ld = newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy, p.owned)
 	}
 	var jobs []scanJob
 	for _, pl := range plans {
@@ -230,205 +222,39 @@ func (pr *progress) report(campaign string) {
 		RateLimitWaits: pr.tally.RateLimitWaits.Load(), Elapsed: time.Since(pr.started)})
 }
 
-// plan lists the scans one campaign scope needs now.
-func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Time) ([]scan, error) {
-	o := p.opt
-	reach := p.reach(now)
-	key := func(name string) WatermarkKey {
-		return WatermarkKey{AccountID: p.acct.ID, Entity: e, CampaignID: campaign, Scan: name}
-	}
-	wm := func(name string) (time.Time, bool, error) {
+// plan lists the scans one campaign scope needs now (Planner.Plan), and
+// stores the watermarks the plan pins before anything is read.
+func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Time) ([]Scan, error) {
+	marks := func(k WatermarkKey) (time.Time, bool, error) {
 		if p.marks != nil { // read once for the whole plan (see activity)
-			t, ok := p.marks[key(name)]
+			t, ok := p.marks[k]
 			return t, ok, nil
 		}
-		return p.s.State.Watermark(ctx, key(name))
+		return p.s.State.Watermark(ctx, k)
 	}
-	clamp := func(t time.Time) time.Time {
-		if t.Before(reach) {
-			return reach
-		}
-		return t
-	}
-
-	if p.req.Kind == RunBackfill {
-		return p.planBackfill(ctx, e, campaign, now, reach, key)
-	}
-
-	var scans []scan
-	// incremental sweeps: from the watermark less the overlap (or the API's
-	// full reach on the first sync) to now
-	incremental := func(name string, f DateFilter) (int, error) {
-		t, ok, err := wm(name)
-		if err != nil {
-			return -1, err
-		}
-		from := reach
-		if ok {
-			from = clamp(t.Add(-o.Overlap))
-		}
-		scans = append(scans, scan{Key: key(name), Filter: f, From: from, To: now})
-		return len(scans) - 1, nil
-	}
-	// clearing: ClearedDate (ActionUpdates: ClearingDate) fills in after
-	// approval without counting as an update, so every ClearingInterval the
-	// actions that locked in the last ClearingLookback are read again. The
-	// re-scan reaches back from the previous one's end too, so an action that
-	// locked before a long pause and cleared during it is not left behind.
-	// cover, when >= 0, is the index of a scan of this pass that already
-	// re-reads every such action: it stands in for the re-scan.
-	clearing := func(cover int) error {
-		last, ok, err := wm(ScanClearing)
-		if err != nil {
-			return err
-		}
-		if ok && now.Sub(last) < o.ClearingInterval {
-			return nil
-		}
-		from := now.Add(-o.ClearingLookback)
-		if ok && last.Add(-o.ClearingLookback).Before(from) {
-			from = last.Add(-o.ClearingLookback)
-		}
-		from = clamp(from)
-		if cover >= 0 && !scans[cover].From.After(from) {
-			scans[cover].Covers = append(scans[cover].Covers, key(ScanClearing))
-			return nil
-		}
-		scans = append(scans, scan{Key: key(ScanClearing), Filter: ByLocking, From: from, To: now})
-		return nil
-	}
-	_, haveUpdated, err := wm(ScanUpdated)
+	plan, err := p.planner.Plan(e, p.req, p.acct.ID, campaign, now, marks)
 	if err != nil {
 		return nil, err
 	}
-	// firstSweep is a sweep of the first sync only, over the API's whole
-	// reach up to the first sync's now (kept under name+"_until"), resumed
-	// where it stopped. It returns the scan's index, or -1 when it is done.
-	firstSweep := func(name string, f DateFilter) (int, error) {
-		until, haveUntil, err := wm(name + "_until")
-		if err != nil {
-			return -1, err
-		}
-		if !haveUntil && !haveUpdated {
-			until, haveUntil = now, true
-			if err := p.s.State.SetWatermark(ctx, key(name+"_until"), until); err != nil {
-				return -1, err
-			}
-			if p.marks != nil {
-				p.marks[key(name+"_until")] = until
-			}
-		}
-		if !haveUntil {
-			return -1, nil
-		}
-		done, ok, err := wm(name)
-		if err != nil {
-			return -1, err
-		}
-		if ok && !done.Before(until) {
-			return -1, nil
-		}
-		from := reach
-		if ok {
-			from = clamp(done.Add(time.Second))
-		}
-		scans = append(scans, scan{Key: key(name), Filter: f, From: from, To: until})
-		return len(scans) - 1, nil
-	}
-	if e == ActionUpdates {
-		// The first sync also sweeps LockingDate: the initial update of an
-		// action whose event is older than the reach but which locks
-		// within it can be read no other way. That sweep reads every update
-		// whose action can still clear, so it stands in for the first
-		// clearing re-scan.
-		sweep, err := firstSweep(ScanLocking, ByLocking)
-		if err != nil {
+	if len(plan.Pin) > 0 {
+		if err := p.owned(); err != nil {
 			return nil, err
 		}
-		if _, err := incremental(ScanUpdated, ByUpdated); err != nil {
+	}
+	for k, t := range plan.Pin {
+		if err := p.s.State.SetWatermark(ctx, k, t); err != nil {
 			return nil, err
 		}
-		return scans, clearing(sweep)
-	}
-	// The first sync also sweeps EventDate over the whole reach: together
-	// with the last-updated and locking sweeps it reaches every action any of
-	// the API's three date filters can still return.
-	if _, err := firstSweep(ScanEvent, ByEvent); err != nil {
-		return nil, err
-	}
-	if _, err := incremental(ScanUpdated, ByUpdated); err != nil {
-		return nil, err
-	}
-	// The locking sweep re-reads every action that locked since the last
-	// run in its present state; when it reaches back as far as the clearing
-	// re-scan would (the first sync), it stands in for it.
-	lock, err := incremental(ScanLocking, ByLocking)
-	if err != nil {
-		return nil, err
-	}
-	if err := clearing(lock); err != nil {
-		return nil, err
-	}
-	return scans, nil
-}
-
-// planBackfill lists the scans of a backfill. Its progress is kept under
-// keys named after its arguments, so the same command resumes where it
-// stopped; it never touches the incremental watermarks.
-func (p *pass) planBackfill(ctx context.Context, e Entity, campaign string, now, reach time.Time, key func(string) WatermarkKey) ([]scan, error) {
-	from, to := p.req.From, p.req.To
-	fromName, toName := "reach", "now"
-	if !from.IsZero() {
-		fromName = from.UTC().Format(time.RFC3339)
-		if from.Before(reach) {
-			if !p.warnedClamp {
-				p.warnedClamp = true
-				p.log.Warn("backfill start is older than impact.com serves (3 years by its clock); starting at the limit",
-					zap.String("entity", string(e)), zap.Time("from", from), zap.Time("limit", reach))
-			}
-			from = reach
+		if p.marks != nil {
+			p.marks[k] = t
 		}
-	} else {
-		from = reach
 	}
-	if !to.IsZero() {
-		toName = to.UTC().Format(time.RFC3339)
-		if to.After(now) {
-			to = now
-		}
-	} else {
-		to = now
+	if plan.Clamped && !p.warnedClamp {
+		p.warnedClamp = true
+		p.log.Warn("backfill start is older than impact.com serves (3 years by its clock); starting at the limit",
+			zap.String("entity", string(e)), zap.Time("from", p.req.From), zap.Time("limit", p.planner.Reach(now)))
 	}
-	// A range is read by EventDate (ActionUpdates: UpdateDate); without
-	// --from the backfill reaches everything the API's date filters can
-	// still return, as the first sync does.
-	filters := []DateFilter{ByEvent}
-	switch {
-	case e == ActionUpdates && p.req.From.IsZero():
-		filters = []DateFilter{ByUpdated, ByLocking}
-	case e == ActionUpdates:
-		filters = []DateFilter{ByUpdated}
-	case p.req.From.IsZero():
-		filters = []DateFilter{ByEvent, ByUpdated, ByLocking}
-	}
-	var scans []scan
-	for _, f := range filters {
-		k := key(fmt.Sprintf("backfill:%s:%s..%s", f, fromName, toName))
-		start := from
-		if t, ok, err := p.s.State.Watermark(ctx, k); err != nil {
-			return nil, err
-		} else if ok {
-			if !t.Before(to) {
-				continue // this part of the backfill is done
-			}
-			start = t.Add(time.Second)
-		}
-		if start.After(to) {
-			continue
-		}
-		scans = append(scans, scan{Key: k, Filter: f, From: start, To: to})
-	}
-	return scans, nil
+	return plan.Scans, nil
 }
 
 // ChunkWindows cuts [from, to] into consecutive windows of at most max,
@@ -447,13 +273,14 @@ func ChunkWindows(from, to time.Time, max time.Duration) []Window {
 }
 
 // MaxWindow is the longest date window the sync asks for: the API allows 45
-// days; 44 keeps every window safely inside the inclusive limit.
+// days (docs/impact-api.md §4.2); 44 keeps every window safely inside the
+// inclusive limit. It is declared here only: the client's default is this.
 const MaxWindow = 44 * 24 * time.Hour
 
 // scanJob is one campaign's scan within a pass.
 type scanJob struct {
 	campaign string
-	sc       scan
+	sc       Scan
 	windows  []Window
 	commit   bool // no decode error yet: its watermark may advance
 }
@@ -487,7 +314,7 @@ func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, 
 		}
 		var steps []step
 		for _, j := range group {
-			j.windows = ChunkWindows(j.sc.From, j.sc.To, MaxWindow)
+			j.windows = j.sc.Windows()
 			for _, w := range j.windows {
 				steps = append(steps, step{j, w})
 			}
@@ -505,8 +332,8 @@ func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, 
 
 // runWindow reads one window of a scan and queues its watermark.
 func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, ld sink, prog *progress, log *zap.Logger, decodeErrs *[]error) error {
-	if p.req.stopping() {
-		return ErrStopped
+	if err := p.stopped(); err != nil {
+		return err
 	}
 	sc := j.sc
 	ld.window(sc.Filter, w.Start)

@@ -68,37 +68,6 @@ func (e Entity) AvailableTo(p Persona) bool {
 	return !(e == MediaPartners && p == Partner)
 }
 
-// Resource is the entity's path segment in the impact.com API.
-func (e Entity) Resource() string {
-	switch e {
-	case CompanyInformation:
-		return "CompanyInformation"
-	case Campaigns:
-		return "Campaigns"
-	case MediaPartners:
-		return "MediaPartners"
-	case PromoCodes:
-		return "PromoCodes"
-	case Actions:
-		return "Actions"
-	case ActionUpdates:
-		return "ActionUpdates"
-	}
-	return string(e)
-}
-
-// ListKeys are the JSON keys a list response may hold the entity's records
-// under, preferred first. CompanyInformation has none: it is a bare object.
-func (e Entity) ListKeys() []string {
-	switch e {
-	case CompanyInformation:
-		return nil
-	case MediaPartners:
-		return []string{"Partners", "MediaPartners"}
-	}
-	return []string{e.Resource()}
-}
-
 // Permission is the permission an impact.com admin grants to let a token read
 // the entity, named as in Settings → Technical → API → Access Token.
 func (e Entity) Permission() string {
@@ -117,37 +86,19 @@ func (e Entity) Permission() string {
 	return string(e)
 }
 
-// Type is the ClickHouse type family of a column.
+// Type is what a column holds, and how an API value becomes it. (The load
+// package maps each to its ClickHouse type.)
 type Type int
 
 const (
-	String   Type = iota // String; "" stays ""
-	Decimal              // Decimal(18, 8); money, parsed exactly, "" → 0
-	DateTime             // DateTime('UTC'); any offset converted to UTC, "" → 1970-01-01 00:00:00
-	Bool                 // UInt8 0/1 from "true"/"false" or JSON booleans
-	Int                  // Int64 from "3" or 3
-	Strings              // Array(String); a single value becomes a one-element array
-	JSON                 // String holding the value's JSON; a single object where an array is documented becomes [object]
+	String   Type = iota // text; "" stays ""
+	Decimal              // money, exact to 8 decimal places, never a float; "" → 0
+	DateTime             // an instant to the second, any offset converted to UTC; "" → the Unix epoch
+	Bool                 // 0/1 from "true"/"false" or JSON booleans
+	Int                  // a 64-bit integer from "3" or 3
+	Strings              // a list of text; a single value becomes a one-element list
+	JSON                 // the value's JSON text; a single object where an array is documented becomes [object]
 )
-
-// SQL is the column type in ClickHouse DDL.
-func (t Type) SQL() string {
-	switch t {
-	case String, JSON:
-		return "String"
-	case Decimal:
-		return "Decimal(18, 8)"
-	case DateTime:
-		return "DateTime('UTC')"
-	case Bool:
-		return "UInt8"
-	case Int:
-		return "Int64"
-	case Strings:
-		return "Array(String)"
-	}
-	return "String"
-}
 
 // Column maps one documented API field to one typed ClickHouse column.
 type Column struct {

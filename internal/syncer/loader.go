@@ -58,6 +58,7 @@ type loader struct {
 	err      error
 	rows     uint64 // rows acknowledged by ClickHouse
 	done     chan struct{}
+	owned    func() error // nil, or ErrLockLost once nothing may be written
 }
 
 // monthRows are the waiting rows of one partition month, with their
@@ -88,8 +89,15 @@ const maxPendingMarks = 16
 // run ends or maxPendingMarks windows wait, instead of round trips per
 // window; if the run is cut short, those few windows are read again.
 func newLoader(ctx context.Context, s *Syncer, accountID string, e Entity, batchSize int, lazy bool) *loader {
+	return newGuardedLoader(ctx, s, accountID, e, batchSize, lazy, nil)
+}
+
+// newGuardedLoader is newLoader whose every insert and watermark first asks
+// owned (nil: always owned), so that nothing is written once the account's
+// lock is lost.
+func newGuardedLoader(ctx context.Context, s *Syncer, accountID string, e Entity, batchSize int, lazy bool, owned func() error) *loader {
 	ld := &loader{s: s, accountID: accountID, entity: e, part: Tables[e].Partition, batchSize: max(batchSize, 2),
-		lazy: lazy, buffers: map[int64]*monthRows{}, done: make(chan struct{})}
+		lazy: lazy, buffers: map[int64]*monthRows{}, done: make(chan struct{}), owned: owned}
 	ld.cond = sync.NewCond(&ld.mu)
 	go ld.run(ctx)
 	return ld
@@ -307,8 +315,18 @@ func (ld *loader) run(ctx context.Context) {
 
 // store inserts rows, then stores the watermarks they complete.
 func (ld *loader) store(ctx context.Context, rows []Record, marks []loadMark) error {
+	if ld.owned != nil {
+		if err := ld.owned(); err != nil {
+			return err
+		}
+	}
 	if len(rows) > 0 {
 		if err := ld.s.Writer.Write(ctx, ld.accountID, ld.entity, rows); err != nil {
+			return err
+		}
+	}
+	if ld.owned != nil {
+		if err := ld.owned(); err != nil {
 			return err
 		}
 	}

@@ -85,6 +85,7 @@ type streamLoader struct {
 	part       int // partition column index, or -1
 	insertRows int
 	lazy       bool
+	owned      func() error // nil, or ErrLockLost once nothing may be written
 
 	chunk []Record
 	items chan streamItem
@@ -106,12 +107,15 @@ type streamItem struct {
 	lag   int       // months before start's that may still get records
 }
 
-func newStreamLoader(ctx context.Context, s *Syncer, w StreamWriter, accountID string, e Entity, batchSize, insertRows int, lazy bool) *streamLoader {
+// newStreamLoader starts a streaming loader; owned (nil: always owned) is
+// asked before every insert is opened or committed and before watermarks are
+// stored, so that nothing is written once the account's lock is lost.
+func newStreamLoader(ctx context.Context, s *Syncer, w StreamWriter, accountID string, e Entity, batchSize, insertRows int, lazy bool, owned func() error) *streamLoader {
 	if insertRows <= 0 {
 		insertRows = DefaultInsertRows
 	}
 	ld := &streamLoader{s: s, w: w, accountID: accountID, entity: e, part: Tables[e].Partition, insertRows: insertRows, lazy: lazy,
-		items: make(chan streamItem, max(batchSize/chunkRows, 1)), done: make(chan struct{}), months: map[int64]bool{}}
+		items: make(chan streamItem, max(batchSize/chunkRows, 1)), done: make(chan struct{}), months: map[int64]bool{}, owned: owned}
 	go ld.run(ctx)
 	return ld
 }
@@ -196,6 +200,13 @@ func (ld *streamLoader) fail(err error) {
 	if ld.err == nil {
 		ld.err = err
 	}
+}
+
+func (ld *streamLoader) checkOwned() error {
+	if ld.owned == nil {
+		return nil
+	}
+	return ld.owned()
 }
 
 func (ld *streamLoader) month(r Record) int64 {
@@ -291,6 +302,9 @@ func (sw *streamWriter) handle(it streamItem) error {
 				}
 			}
 			if o == nil {
+				if err := ld.checkOwned(); err != nil {
+					return err
+				}
 				ins, err := ld.w.OpenInsert(sw.ctx, ld.accountID, ld.entity)
 				if err != nil {
 					return err
@@ -367,6 +381,11 @@ func (sw *streamWriter) end(which func(month int64) bool) error {
 		}
 	}
 	slices.Sort(months)
+	if len(months) > 0 {
+		if err := ld.checkOwned(); err != nil {
+			return err
+		}
+	}
 	for _, m := range months {
 		o := sw.open[m]
 		delete(sw.open, m)
@@ -396,7 +415,13 @@ func (sw *streamWriter) end(which func(month int64) bool) error {
 		}
 	}
 	sw.pending = keep
-	return storeMarks(sw.ctx, ld.s.State, latestPerKey(done))
+	marks := latestPerKey(done)
+	if len(marks) > 0 {
+		if err := ld.checkOwned(); err != nil {
+			return err
+		}
+	}
+	return storeMarks(sw.ctx, ld.s.State, marks)
 }
 
 // abort drops every open insert.

@@ -69,7 +69,7 @@ func (f *fakeInsert) Abort() {
 func newTestStreamLoader(t *testing.T, batch, insertRows int, lazy bool) (*streamLoader, *streamEvents) {
 	ev := &streamEvents{}
 	s := &Syncer{Writer: ev, State: ev}
-	return newStreamLoader(t.Context(), s, ev, "acct", Actions, batch, insertRows, lazy), ev
+	return newStreamLoader(t.Context(), s, ev, "acct", Actions, batch, insertRows, lazy, nil), ev
 }
 
 func (s *streamEvents) Write(ctx context.Context, accountID string, e Entity, recs []Record) error {
@@ -256,7 +256,7 @@ func TestStreamLoaderCommitsNothingAfterAFailedInsert(t *testing.T) {
 func TestStreamLoaderShortRunCommitsOnceAtTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ev := &streamEvents{}
-		ld := newStreamLoader(t.Context(), &Syncer{Writer: ev, State: batchEvents{&ev.loadEvents}}, ev, "acct", Actions, 1000, 100, true)
+		ld := newStreamLoader(t.Context(), &Syncer{Writer: ev, State: batchEvents{&ev.loadEvents}}, ev, "acct", Actions, 1000, 100, true, nil)
 		ld.commit(loaderKey("event"), day(3, 1)) // an empty window
 		ld.newScan()
 		ld.add(monthRec("a", 1))

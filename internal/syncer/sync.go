@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,21 +29,48 @@ type CatalogWriter interface {
 	ReplaceCatalog(ctx context.Context, accountID string, e Entity, recs []Record, seenAt time.Time) error
 }
 
-// Locker gives one run at a time per account, across processes.
-// Lock returns a *LockHeldError when someone else holds the account.
+// Locker gives one run at a time per account, across processes (the
+// ClickHouse lease in load, the ZooKeeper lock recipe in keeper).
+// Lock returns a *LockHeldError when someone else holds the account; any
+// other error means the lock could not be taken (its store is unreachable)
+// and the pass does not run.
 type Locker interface {
-	Lock(ctx context.Context, accountID, holder string) (unlock func(), err error)
+	Lock(ctx context.Context, accountID, holder string) (Lock, error)
 }
 
-// LockHeldError says who holds an account.
+// Lock is an account lock the caller holds.
+type Lock interface {
+	// Lost is closed once the holder can no longer vouch for the lock: a
+	// renewal failed, someone else took it, or the coordination session
+	// was lost. The pass then stops at the next window boundary and commits
+	// nothing more.
+	Lost() <-chan struct{}
+	// Unlock releases the lock (also after Lost; then it only cleans up).
+	Unlock()
+}
+
+// LockHeldError says who holds an account. Since and Expires are zero when
+// the lock does not know them.
 type LockHeldError struct {
 	AccountID, Holder string
 	Since, Expires    time.Time
 }
 
 func (e *LockHeldError) Error() string {
-	return fmt.Sprintf("account %s is busy: %s has been syncing it since %s (lease expires %s)",
-		e.AccountID, e.Holder, e.Since.UTC().Format(time.RFC3339), e.Expires.UTC().Format(time.RFC3339))
+	s := fmt.Sprintf("account %s is busy: %s is syncing it", e.AccountID, e.Holder)
+	if !e.Since.IsZero() {
+		s += " since " + e.Since.UTC().Format(time.RFC3339)
+	}
+	if !e.Expires.IsZero() {
+		s += " (lease expires " + e.Expires.UTC().Format(time.RFC3339) + ")"
+	}
+	return s
+}
+
+// HolderLister tells who holds which account now (the status page and
+// syncer status show it). Accounts nobody holds are absent.
+type HolderLister interface {
+	Holders(ctx context.Context) (map[string]string, error)
 }
 
 // Options tune the sync strategy. Zero values take the defaults.
@@ -157,12 +182,40 @@ const AbandonedReason = "interrupted: the process ended without recording an out
 // ErrStopped ends a run that was asked to stop between windows.
 var ErrStopped = errors.New("stopped for shutdown")
 
+// ErrLockLost ends a run whose account lock was lost (see Lock.Lost): it
+// stops at the next window boundary and writes nothing more.
+var ErrLockLost = errors.New("the account's lock was lost (lease not renewed or taken over, or the keeper session lost): " +
+	"stopped at the window boundary, nothing committed after")
+
 func (r Request) stopping() bool {
 	select {
 	case <-r.Stop:
 		return true
 	default:
 		return false
+	}
+}
+
+// stopped says why the pass must not start another window: ErrLockLost,
+// ErrStopped, or nil to go on.
+func (p *pass) stopped() error {
+	if err := p.owned(); err != nil {
+		return err
+	}
+	if p.req.stopping() {
+		return ErrStopped
+	}
+	return nil
+}
+
+// owned returns ErrLockLost once the account's lock is lost; every commit
+// (rows, catalog, watermark) checks it first.
+func (p *pass) owned() error {
+	select {
+	case <-p.lost:
+		return ErrLockLost
+	default:
+		return nil
 	}
 }
 
@@ -188,16 +241,17 @@ func (r AccountResult) Failed() bool {
 
 // pass is the state of one account pass.
 type pass struct {
-	s   *Syncer
-	opt Options // s.Options with defaults
-	// calendarAsked: this pass planned with the calendar limit (see reach).
+	s       *Syncer
+	opt     Options // s.Options with defaults
+	planner Planner
+	// calendarAsked: this pass planned with the calendar limit (see
+	// Planner.Reach).
 	calendarAsked bool
 	// warnedClamp: the backfill's too-old start was logged once already.
 	warnedClamp bool
 	acct        Account
 	src         Source
 	log         *zap.Logger
-	now         time.Time // impact.com's time when the pass started
 	req         Request
 	missing     map[string]bool // permissions found missing in this pass
 	granted     map[string]bool // permissions that worked in this pass
@@ -207,6 +261,8 @@ type pass struct {
 	haveCamps bool
 
 	marks map[WatermarkKey]time.Time // the entity's watermarks while it is planned, if read at once
+
+	lost <-chan struct{} // closed when the account's lock is lost; nil without a Locker
 }
 
 // SyncAccount runs one pass over an account: every requested entity, in
@@ -217,13 +273,15 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 	opt.defaults()
 	log := s.Logger.With(zap.String("account_id", a.ID))
 	res := AccountResult{Account: a}
+	var lost <-chan struct{}
 	if s.Locker != nil {
-		unlock, err := s.Locker.Lock(ctx, a.ID, s.Holder)
+		lk, err := s.Locker.Lock(ctx, a.ID, s.Holder)
 		if err != nil {
 			res.Err = err
 			return res
 		}
-		defer unlock()
+		defer lk.Unlock()
+		lost = lk.Lost()
 		// With the lock held no other run of the account is alive: a run
 		// still recorded as running died before recording its outcome.
 		if n, err := s.Runs.CloseAbandoned(ctx, a.ID, AbandonedReason); err != nil {
@@ -240,7 +298,8 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		}
 		return res
 	}
-	p := &pass{s: s, opt: opt, acct: a, src: src, log: log, req: req, missing: map[string]bool{}, granted: map[string]bool{}}
+	p := &pass{s: s, opt: opt, planner: Planner{Options: opt}, acct: a, src: src, log: log, req: req,
+		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
 	}
@@ -248,7 +307,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		if !e.AvailableTo(a.Persona) {
 			continue
 		}
-		if p.dead != nil || req.stopping() {
+		if p.dead != nil || p.stopped() != nil {
 			break
 		}
 		run := p.runEntity(ctx, e)
@@ -260,8 +319,11 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 	if p.dead != nil {
 		res.Err = p.dead
 		s.flagReconnect(ctx, a, p.dead, log)
-	} else if ctx.Err() == nil {
+	} else if ctx.Err() == nil && p.owned() == nil {
 		p.savePermissions(ctx)
+	}
+	if p.owned() != nil {
+		log.Warn("the account's lock was lost; the pass stopped at the window boundary")
 	}
 	return res
 }
@@ -283,32 +345,12 @@ func ReconnectReason(a Account, cause error) string {
 	return fmt.Sprintf("impact.com rejected the Auth Token (401: reset, disabled or deleted); store a new one with: syncer accounts set-token %s --token-stdin", a.ID)
 }
 
-// savePermissions records which permissions the token lacks: those that
-// answered 403 in this pass, plus those previously missing for entities this
-// pass did not try.
+// savePermissions records which permissions the token lacks
+// (Planner.Permissions).
 func (p *pass) savePermissions(ctx context.Context) {
-	set := map[string]bool{}
-	for _, m := range p.acct.MissingPermissions {
-		if !p.granted[m] {
-			set[m] = true
-		}
-	}
-	for m := range p.missing {
-		set[m] = true
-	}
-	var missing []string
-	for m := range set {
-		missing = append(missing, m)
-	}
-	sort.Strings(missing)
-	if slices.Equal(missing, p.acct.MissingPermissions) {
+	missing, reason, changed := p.planner.Permissions(p.acct, p.granted, p.missing)
+	if !changed {
 		return
-	}
-	reason := p.acct.StatusReason
-	if len(missing) > 0 {
-		reason = "the API token lacks: " + strings.Join(missing, "; ")
-	} else if strings.HasPrefix(reason, "the API token lacks") {
-		reason = ""
 	}
 	if err := p.s.Accounts.SetStatus(ctx, p.acct.ID, StatusActive, reason, missing); err != nil {
 		p.log.Error("could not record missing permissions", zap.Error(err))
@@ -338,24 +380,16 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	run.Requests = tally.Requests.Load()
 	run.RateLimitWaits = tally.RateLimitWaits.Load()
 	run.Windows = tally.Windows.Load()
-	var forbidden *ForbiddenError
-	switch {
-	case err == nil:
-		run.Status = RunSucceeded
-		p.granted[e.Permission()] = true
-	case errors.Is(err, ErrStopped) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-		run.Status = RunInterrupted
-		run.Error = "interrupted: " + err.Error()
-	case errors.As(err, &forbidden):
-		run.Status = RunFailed
-		run.Error = err.Error()
-		p.missing[forbidden.Permission] = true
-	default:
-		run.Status = RunFailed
-		run.Error = err.Error()
-		if IsCredentialDead(err) {
-			p.dead = err
-		}
+	out := p.planner.Outcome(e, err, ctx.Err() != nil)
+	run.Status, run.Error = out.Status, out.Error
+	if out.Granted != "" {
+		p.granted[out.Granted] = true
+	}
+	if out.Missing != "" {
+		p.missing[out.Missing] = true
+	}
+	if out.Dead {
+		p.dead = err
 	}
 	if err := p.s.Runs.RecordRun(context.WithoutCancel(ctx), run); err != nil {
 		log.Error("could not record the run end", zap.Error(err))
@@ -374,26 +408,11 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	return run
 }
 
-// reach is the oldest start the API serves at now: 3 calendar years back
-// less reachMargin (1,096 days when they hold a 29 February), or
-// Options.Reach once the API refused the calendar limit or when Reach is not
-// the default. Never less than Options.Reach.
-func (p *pass) reach(now time.Time) time.Time {
-	fixed := now.Add(-p.opt.Reach)
-	if p.opt.Reach != MaxReach || p.s.calendarRefused.Load() {
-		return fixed
-	}
-	if cal := now.UTC().AddDate(-3, 0, 0).Add(reachMargin); cal.Before(fixed) {
-		p.calendarAsked = true
-		return cal
-	}
-	return fixed
-}
-
 // serverNow is impact.com's time, or the local clock before any response.
 func (p *pass) serverNow() time.Time {
-	t, _ := p.src.ServerNow()
-	return t.UTC().Truncate(time.Second)
+	api, known := p.src.ServerNow()
+	now, _, _ := p.planner.Clock(api, known, time.Now())
+	return now
 }
 
 // catalog refreshes a small entity whole.
@@ -414,6 +433,9 @@ func (p *pass) catalog(ctx context.Context, e Entity) (uint64, error) {
 	if len(decodeErrs) > 0 {
 		// Refreshing with records missing would mark them as gone.
 		return 0, joinDecodeErrors(decodeErrs)
+	}
+	if err := p.owned(); err != nil {
+		return 0, err
 	}
 	if err := p.s.Catalog.ReplaceCatalog(ctx, p.acct.ID, e, recs, p.serverNow()); err != nil {
 		return 0, err
