@@ -237,7 +237,7 @@ func checkNoOverlap(t *testing.T, runs []fleetRun) int {
 	return n
 }
 
-var runsTotal = regexp.MustCompile(`(?m)^syncer_runs_total\{entity="actions",outcome="succeeded"\} (\d+)`)
+var runsTotal = regexp.MustCompile(`(?m)^impact_syncer_runs_total\{entity="actions",outcome="succeeded"\} (\d+)`)
 
 func (w *workerProc) actionRuns() int {
 	m := runsTotal.FindStringSubmatch(w.body("/metrics"))
