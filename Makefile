@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CURDIR)/bin/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: help build test test-unit test-faults test-cluster cluster cluster-stop fuzz demo run bench lint clickhouse clickhouse-stop screenshot clean
+.PHONY: help build test test-unit test-faults test-cluster cluster cluster-stop fuzz demo run bench lint rules clickhouse clickhouse-stop screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ clickhouse: ## install (apt-get, if missing) and start the local ClickHouse on 1
 clickhouse-stop: ## stop the local ClickHouse
 	scripts/clickhouse.sh stop
 
-test: clickhouse lint ## every test, integration tests against the real ClickHouse included (what CI runs)
+test: clickhouse lint rules ## every test, integration tests against the real ClickHouse included (what CI runs)
 	scripts/zookeeper.sh install # the fleet tests start their own ZooKeeper; install it once, before tests run in parallel
 	set -o pipefail; $(GO) test -race -count=1 -timeout 40m -v ./... 2>&1 | scripts/testsummary.sh
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
@@ -71,6 +71,9 @@ bench: build clickhouse ## benchmarks against the simulator and local ClickHouse
 
 screenshot: build clickhouse ## the status page in headless Chromium: simulator + worker on the local ClickHouse, / saved as docs/status-page.png
 	scripts/screenshot.sh status-page docs/status-page.png
+
+rules: ## check and unit-test the Prometheus alerting rules (deploy/prometheus) with promtool
+	scripts/rules.sh
 
 lint: $(STATICCHECK) ## gofmt, go mod tidy (no diff), go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

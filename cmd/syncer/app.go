@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/impact-syncer/impact-syncer/internal/auth"
 	"github.com/impact-syncer/impact-syncer/internal/extract"
@@ -45,18 +44,11 @@ type app struct {
 	oauthIdle func(ctx context.Context)
 	// transport is the base HTTP transport for impact.com (tests swap it).
 	transport http.RoundTripper
-}
-
-func newLogger(level string, w io.Writer) *zap.Logger {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		lvl = zapcore.InfoLevel
-	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey = "ts"
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
-	return zap.New(core)
+	// logOut is where the log is written (progress bars borrow it).
+	logOut *logWriter
+	// watch notifies account changes (SYNCER_NOTIFY_WEBHOOK_URL); nil
+	// outside the worker or without a webhook.
+	watch *accountWatch
 }
 
 // openApp loads the configuration and connects to ClickHouse. It does not
@@ -66,19 +58,20 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := newLogger(cfg.LogLevel, stderr)
+	a := &app{cfg: cfg, transport: http.DefaultTransport}
+	a.logOut = &logWriter{w: stderr}
+	a.log = withRetryCounter(newLogger(cfg.LogLevel, a.logOut, isTerminal(stderr)), a)
 	db, err := load.Open(ctx, load.Options{
 		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),
 		Secure: cfg.ClickHouseSecure, CAFile: cfg.ClickHouseCAFile, ServerName: cfg.ClickHouseTLSServerName,
 		Cluster: cfg.ClickHouseCluster, ReplicaPath: cfg.ClickHouseReplicaPath,
-	}, log)
+	}, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.ClickHouseAddr, err)
 	}
-	a := &app{cfg: cfg, log: log, db: db, transport: http.DefaultTransport,
-		accounts: load.NewAccountStore(db), runs: load.NewRunStore(db),
-		state: load.NewStateStore(db), leases: load.NewLeaseStore(db, nil)}
+	a.db, a.accounts, a.runs = db, load.NewAccountStore(db), load.NewRunStore(db)
+	a.state, a.leases = load.NewStateStore(db), load.NewLeaseStore(db, nil)
 	a.leases.HolderGone = holderGone
 	if cfg.EncryptionKey != "" {
 		var older []string
@@ -140,6 +133,7 @@ func (a *app) client(acct syncer.Account, rt http.RoundTripper) (*extract.Client
 		o.IRVersion = a.cfg.IRVersionPartner
 	}
 	if m := a.metrics; m != nil {
+		o.Transport = timedTransport{base: rt, m: m}
 		o.OnResponse = func(e syncer.Entity, status int) { m.response(acct, e, status) }
 		o.OnUnknownField = func(e syncer.Entity, field string) { m.unknownField(e, field) }
 	}
@@ -158,9 +152,16 @@ func (a *app) source(ctx context.Context, acct syncer.Account) (syncer.Source, e
 
 // syncer builds the sync service on ClickHouse and impact.com.
 func (a *app) syncer(holder string) *syncer.Syncer {
-	w := load.NewWriter(a.db)
+	var (
+		w     syncer.Writer        = load.NewWriter(a.db)
+		cat   syncer.CatalogWriter = load.NewCatalogWriter(a.db)
+		state syncer.StateStore    = a.state
+	)
+	if m := a.metrics; m != nil {
+		w, cat, state = meteredWriter{load.NewWriter(a.db), m}, meteredCatalog{load.NewCatalogWriter(a.db), m}, meteredState{a.state, m}
+	}
 	return &syncer.Syncer{
-		Accounts: a.accounts, Writer: w, Catalog: load.NewCatalogWriter(a.db), State: a.state, Runs: a.runs,
+		Accounts: a.accounts, Writer: w, Catalog: cat, State: state, Runs: a.runs,
 		Locker: a.locker(),
 		Source: a.source, Logger: a.log, Holder: holder, NewRunID: newRunID,
 		Options: syncer.Options{
@@ -208,28 +209,97 @@ func holderGone(holder string) bool {
 	return !processExists(pid)
 }
 
-// newFlags returns a flag set that prints its usage to stdout on --help.
+// newFlags returns a flag set for "syncer <name>" whose --help prints, to
+// stdout, a usage line naming the required flags (those whose text says
+// "(required)"), the summary, and the flags written as --name, as the README
+// writes them.
 func newFlags(name, summary string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: syncer %s\n\n%s\n\nFlags:\n", name, summary)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(fs, summary) }
 	return fs
 }
 
-// parseFlags parses args, mapping --help to errHelp and bad flags to usage
-// errors.
+func printUsage(fs *flag.FlagSet, summary string) {
+	w := fs.Output()
+	var required []string
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if strings.Contains(f.Usage, "(required)") {
+			required = append(required, "--"+f.Name+" "+flagValueName(f))
+		}
+	})
+	line := "syncer " + fs.Name()
+	if len(required) > 0 {
+		line += " " + strings.Join(required, " ")
+	}
+	if n > len(required) {
+		line += " [flags]"
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", line, strings.TrimRight(summary, "\n"))
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	fs.VisitAll(func(f *flag.Flag) {
+		_, text := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if v := flagValueName(f); v != "" {
+			head += " " + v
+		}
+		if def := f.DefValue; def != "" && def != "false" && def != "0" && def != "0s" {
+			text += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", head, strings.ReplaceAll(text, "\n", "\n      "))
+	})
+}
+
+// flagValueName is the placeholder of a flag's value: the back-quoted word
+// of its usage text, else its name in capitals; empty for a boolean.
+func flagValueName(f *flag.Flag) string {
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return ""
+	}
+	name, _ := flag.UnquoteUsage(f)
+	switch name {
+	case "", "string", "value", "int", "uint":
+		return strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+	case "duration":
+		return "DURATION"
+	}
+	return name
+}
+
+// parseFlags parses args: --help prints the usage to stdout and returns
+// errHelp; a bad flag or argument returns a usage error (printed once, by
+// main, with a pointer to --help) and prints nothing itself.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return errHelp
 		}
-		return usageError("%s: %v", fs.Name(), err)
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+			msg = "unknown flag --" + name
+		}
+		return usageError("%s: %s (see 'syncer %s --help')", fs.Name(), msg, commandName(fs))
 	}
 	if fs.NArg() > 0 {
-		return usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return usageError("%s: unexpected argument %q (see 'syncer %s --help')", fs.Name(), fs.Arg(0), commandName(fs))
 	}
 	return nil
+}
+
+// commandName is the flag set's command without its positional arguments
+// ("accounts set-token ID" → "accounts set-token").
+func commandName(fs *flag.FlagSet) string {
+	return strings.TrimSuffix(fs.Name(), " ID")
 }

@@ -41,12 +41,15 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-const accountsUsage = `Usage: syncer accounts <add|list|set-token|disable|enable|remove> [flags]
+const accountsUsage = `Usage: syncer accounts <add|list|check|set-token|disable|enable|remove> [flags]
 
   add --id ID --persona brand|partner --sid ACCOUNT_SID [--token-stdin]
         register an account; the Auth Token comes from standard input
         (--token-stdin) or the IMPACT_AUTH_TOKEN variable, never an argument
-  list  list registered accounts
+  list [--json]
+        list registered accounts
+  check ID [--json]
+        check the credentials, then which entities' endpoints they may read
   set-token ID [--token-stdin]
         replace the Auth Token (after a reset) and reactivate the account
   disable ID | enable ID | remove ID
@@ -65,6 +68,8 @@ func cmdAccounts(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return cmdAccountsAdd(ctx, args[1:], stdin, stdout, stderr)
 	case "list":
 		return cmdAccountsList(ctx, args[1:], stdout, stderr)
+	case "check":
+		return cmdAccountsCheck(ctx, args[1:], stdout, stderr)
 	case "set-token":
 		return cmdAccountsSetToken(ctx, args[1:], stdin, stdout, stderr)
 	case "disable", "enable", "remove":
@@ -98,7 +103,10 @@ func readToken(fromStdin bool, stdin io.Reader) (syncer.Secret, error) {
 	if t := strings.TrimSpace(os.Getenv("IMPACT_AUTH_TOKEN")); t != "" {
 		return syncer.Secret(t), nil
 	}
-	return "", usageError("no Auth Token: pipe it with --token-stdin or set IMPACT_AUTH_TOKEN (it is never taken as an argument)")
+	if t, err := secretFromFile("IMPACT_AUTH_TOKEN"); err != nil || t != "" {
+		return t, err
+	}
+	return "", usageError("no Auth Token: pipe it with --token-stdin or set IMPACT_AUTH_TOKEN or IMPACT_AUTH_TOKEN_FILE (it is never taken as an argument)")
 }
 
 // checkCredentials asks impact.com for the account's company information.
@@ -124,9 +132,9 @@ func (a *app) checkCredentials(ctx context.Context, acct syncer.Account, token s
 
 func cmdAccountsAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("accounts add", "Registers an impact.com account after checking its credentials against the API.", stdout)
-	id := fs.String("id", "", "our id for the account (required)")
-	persona := fs.String("persona", "", "brand or partner (required)")
-	sid := fs.String("sid", "", "impact.com Account SID (required)")
+	id := fs.String("id", "", "our `ID` for the account (required)")
+	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
+	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
 	tokenStdin := fs.Bool("token-stdin", false, "read the Auth Token from standard input (else IMPACT_AUTH_TOKEN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -281,6 +289,7 @@ func cmdAccountsState(ctx context.Context, verb string, args []string, stdout, s
 
 func cmdAccountsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("accounts list", "Lists registered accounts. Secrets are never shown.", stdout)
+	asJSON := fs.Bool("json", false, "print JSON (docs/cli-json.md) instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -292,6 +301,13 @@ func cmdAccountsList(ctx context.Context, args []string, stdout, stderr io.Write
 	accts, err := a.accounts.Accounts(ctx)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		out := jsonAccountList{Schema: "impact-syncer/accounts/v1", Accounts: []jsonAccount{}}
+		for _, ac := range accts {
+			out.Accounts = append(out.Accounts, toJSONAccount(ac))
+		}
+		return writeJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPERSONA\tSID\tAUTH\tSTATUS\tREASON")

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/webhook"
 	"github.com/impact-syncer/impact-syncer/internal/worker"
 )
 
@@ -26,9 +27,22 @@ func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule,
 		Schedules: schedules, Concurrency: a.cfg.Concurrency, StartSpread: a.cfg.StartSpread, Share: share,
 	}
 	if m := a.metrics; m != nil {
-		cfg.OnAccounts = m.accountStatuses
+		cfg.Syncer = inFlightSyncer{svc: svc, m: m}
+		cfg.OnAccounts = func(accts []syncer.Account) {
+			m.accountStatuses(accts)
+			if a.watch != nil {
+				a.watch.observe(accts, true)
+			}
+		}
 		cfg.OnSkipped = func(acct syncer.Account) { m.skipped.WithLabelValues(string(acct.Status)).Inc() }
-		cfg.OnResult = m.result
+		cfg.OnResult = func(res syncer.AccountResult) {
+			m.result(res)
+			if a.watch != nil { // the pass may have flagged the account or found a permission missing
+				if fresh, err := a.accounts.Account(context.Background(), res.Account.ID); err == nil {
+					a.watch.observe([]syncer.Account{fresh}, false)
+				}
+			}
+		}
 	}
 	return worker.New(cfg)
 }
@@ -54,7 +68,24 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 	if len(applied) > 0 {
 		a.log.Info("applied migrations", zap.Strings("migrations", applied))
 	}
-	a.metrics = newMetrics()
+	a.metrics = newMetrics(a.db.Ping)
+	accts, err := a.accounts.Accounts(ctx)
+	if err == nil {
+		err = a.metrics.seed(ctx, a.runs, a.state, accts)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the last runs and watermarks for the metrics: %w", err)
+	}
+	if a.cfg.NotifyWebhookURL != "" {
+		n, err := webhook.New(webhook.Options{URL: a.cfg.NotifyWebhookURL.Reveal(), Logger: a.log,
+			OnResult: func(outcome string) { a.metrics.notifications.WithLabelValues(outcome).Inc() }})
+		if err != nil {
+			return err
+		}
+		defer n.Close(5 * time.Second)
+		a.watch = newAccountWatch(n.Notify, a.log)
+		a.watch.observe(accts, true)
+	}
 	holder := holderName("syncer run")
 	var share func(context.Context, []syncer.Account) ([]syncer.Account, error)
 	if err := a.openKeeper(ctx, "syncer run"); err != nil {

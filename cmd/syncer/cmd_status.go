@@ -59,7 +59,8 @@ func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]entityS
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", "Shows, per account and entity, the last run, its outcome, rows and freshness, and each account's status with its reason.", stdout)
-	account := fs.String("account", "", "only this account")
+	account := fs.String("account", "", "only the account with this `ID`")
+	asJSON := fs.Bool("json", false, "print JSON (docs/cli-json.md) instead of tables")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +82,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if accts, err = a.accounts.Accounts(ctx); err != nil {
 		return err
 	}
+	now := time.Now().UTC()
+	if *asJSON {
+		return a.statusJSON(ctx, stdout, accts, now)
+	}
 	if len(accts) == 0 {
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
@@ -98,7 +103,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintln(stdout)
 		}
 	}
-	now := time.Now().UTC()
 	for i, acct := range accts {
 		if i > 0 {
 			fmt.Fprintln(stdout)
@@ -148,4 +152,31 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func (a *app) statusJSON(ctx context.Context, stdout io.Writer, accts []syncer.Account, now time.Time) error {
+	out := jsonStatus{Schema: "impact-syncer/status/v1", GeneratedAt: jsonTime(now), Accounts: []jsonAccountStatus{}}
+	for _, acct := range accts {
+		sts, err := a.accountStatus(ctx, acct)
+		if err != nil {
+			return err
+		}
+		as := jsonAccountStatus{jsonAccount: toJSONAccount(acct), Entities: []jsonEntityStatus{}}
+		for _, s := range sts {
+			es := jsonEntityStatus{Entity: string(s.Entity)}
+			if s.Last.ID != "" {
+				r := toJSONRun(s.Last)
+				es.LastRun = &r
+			}
+			if s.LastSuccess.ID != "" {
+				r := toJSONRun(s.LastSuccess)
+				es.LastSuccess = &r
+				f := s.Freshness(now).Seconds()
+				es.FreshnessSeconds = &f
+			}
+			as.Entities = append(as.Entities, es)
+		}
+		out.Accounts = append(out.Accounts, as)
+	}
+	return writeJSON(stdout, out)
 }

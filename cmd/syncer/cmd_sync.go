@@ -5,21 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"go.uber.org/zap"
-	"golang.org/x/term"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
 func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sync", "Runs one pass now over every active account (or the one named), then exits.\nExit status 1 if any entity of any account failed.", stdout)
-	account := fs.String("account", "", "sync only this account")
-	entities := fs.String("entities", "", "comma-separated entities (default all): "+strings.Join(entityNames(), ","))
+	account := fs.String("account", "", "sync only the account with this `ID`")
+	entities := fs.String("entities", "", "comma-separated `LIST` of entities (default all): "+strings.Join(entityNames(), ","))
+	asJSON := fs.Bool("json", false, "print the report as JSON (docs/cli-json.md) instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,14 +36,23 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	for _, s := range skipped {
-		fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
+	if !*asJSON {
+		for _, s := range skipped {
+			fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
+		}
 	}
 	if len(accts) == 0 {
+		if *asJSON {
+			if err := writeJSON(stdout, toJSONReport(nil, skipped)); err != nil {
+				return err
+			}
+		}
 		if len(skipped) > 0 {
 			return errors.New("no active account to sync")
 		}
-		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+		if !*asJSON {
+			fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+		}
 		return nil
 	}
 	if err := a.openKeeper(ctx, "syncer sync"); err != nil {
@@ -57,7 +63,23 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
+	if *asJSON {
+		return reportJSON(stdout, results, skipped)
+	}
 	return report(stdout, results)
+}
+
+// reportJSON prints the report as JSON and, like report, returns an error if
+// anything failed.
+func reportJSON(stdout io.Writer, results []syncer.AccountResult, skipped []syncer.Account) error {
+	rep := toJSONReport(results, skipped)
+	if err := writeJSON(stdout, rep); err != nil {
+		return err
+	}
+	if rep.FailedAccounts > 0 {
+		return fmt.Errorf("%d of %d accounts had failures (see the report and sync_runs)", rep.FailedAccounts, len(results))
+	}
+	return nil
 }
 
 // selectAccounts returns the accounts to sync: the named one, or every active
@@ -132,10 +154,12 @@ into ClickHouse. Without --from it reaches everything the API can still return
 (3 years back, through all three date filters). Killed and started again with
 the same arguments, it continues where it stopped. It never moves the
 incremental watermarks and never runs beside another run of the same account.`, stdout)
-	account := fs.String("account", "", "account id (required)")
-	entities := fs.String("entities", "actions,action_updates", "actions and/or action_updates")
-	from := fs.String("from", "", "start: a date (2024-01-01) or an RFC 3339 time; default the API's 3-year limit")
-	to := fs.String("to", "", "end, inclusive: a date (the whole day) or an RFC 3339 time; default now")
+	account := fs.String("account", "", "the account's `ID` (required)")
+	entities := fs.String("entities", "actions,action_updates", "`LIST`: actions and/or action_updates")
+	from := fs.String("from", "", "start: a `DATE` (2024-01-01) or an RFC 3339 time; default the API's 3-year limit")
+	to := fs.String("to", "", "end, inclusive: a `DATE` (the whole day) or an RFC 3339 time; default now")
+	dryRun := fs.Bool("dry-run", false, "print the windows, the requests and the time the rate limit implies; read and write nothing")
+	asJSON := fs.Bool("json", false, "print the report (or the --dry-run plan) as JSON (docs/cli-json.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -176,12 +200,28 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	if !acct.Active() {
 		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
 	}
+	if *dryRun {
+		plan, err := a.backfillPlan(ctx, acct, req)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, plan)
+		}
+		printPlan(stdout, plan)
+		return nil
+	}
 	if err := a.openKeeper(ctx, "syncer backfill"); err != nil {
 		return err
 	}
 	svc := a.syncer(holderName("syncer backfill"))
-	svc.Progress = progressPrinter(stderr, a.log)
+	var finish func()
+	svc.Progress, finish = progressPrinter(stderr, a.log, a.logOut)
 	res := svc.SyncAccount(ctx, acct, req)
+	finish()
+	if *asJSON {
+		return reportJSON(stdout, []syncer.AccountResult{res}, nil)
+	}
 	return report(stdout, []syncer.AccountResult{res})
 }
 
@@ -202,30 +242,4 @@ func parseWhen(s string, end bool) (time.Time, error) {
 		return d.Add(24*time.Hour - time.Second), nil
 	}
 	return d, nil
-}
-
-// progressPrinter shows backfill progress: a redrawn line on a terminal,
-// plain log lines otherwise.
-func progressPrinter(stderr io.Writer, log *zap.Logger) func(syncer.Progress) {
-	f, ok := stderr.(*os.File)
-	tty := ok && term.IsTerminal(int(f.Fd()))
-	var last time.Time
-	return func(p syncer.Progress) {
-		done := p.WindowsDone >= p.WindowsTotal
-		if tty {
-			fmt.Fprintf(stderr, "\r%s %s: windows %d/%d  rows %d  requests %d  429 waits %d  ETA %s   ",
-				p.AccountID, p.Entity, p.WindowsDone, p.WindowsTotal, p.Rows, p.Requests, p.RateLimitWaits, p.ETA().Round(time.Second))
-			if done {
-				fmt.Fprintln(stderr)
-			}
-			return
-		}
-		if !done && time.Since(last) < 5*time.Second {
-			return
-		}
-		last = time.Now()
-		log.Info("backfill progress", zap.String("account_id", p.AccountID), zap.String("entity", string(p.Entity)),
-			zap.Int("windows_done", p.WindowsDone), zap.Int("windows_total", p.WindowsTotal), zap.Uint64("rows", p.Rows),
-			zap.Uint64("requests", p.Requests), zap.Uint64("rate_limit_waits", p.RateLimitWaits), zap.Duration("eta", p.ETA()))
-	}
 }

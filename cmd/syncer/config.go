@@ -42,8 +42,10 @@ type Config struct {
 	IRVersionBrand   string `env:"IMPACT_IR_VERSION_BRAND, default=14" desc:"API version pinned per brand request (IR-Version)"`
 	IRVersionPartner string `env:"IMPACT_IR_VERSION_PARTNER, default=16" desc:"API version pinned per partner request (IR-Version)"`
 
-	EncryptionKey     syncer.Secret `env:"SYNCER_ENCRYPTION_KEY" desc:"base64 of 32 random bytes; encrypts every stored secret"`
-	EncryptionOldKeys syncer.Secret `env:"SYNCER_ENCRYPTION_OLD_KEYS" desc:"older keys still accepted for reading (comma-separated), for keys rotate"`
+	EncryptionKey         syncer.Secret `env:"SYNCER_ENCRYPTION_KEY" desc:"base64 of 32 random bytes; encrypts every stored secret"`
+	EncryptionKeyFile     string        `env:"SYNCER_ENCRYPTION_KEY_FILE" desc:"a file holding SYNCER_ENCRYPTION_KEY (Docker/Kubernetes secrets); not with it"`
+	EncryptionOldKeys     syncer.Secret `env:"SYNCER_ENCRYPTION_OLD_KEYS" desc:"older keys still accepted for reading (comma-separated), for keys rotate"`
+	EncryptionOldKeysFile string        `env:"SYNCER_ENCRYPTION_OLD_KEYS_FILE" desc:"a file holding SYNCER_ENCRYPTION_OLD_KEYS; not with it"`
 
 	LogLevel string `env:"SYNCER_LOG_LEVEL, default=info" desc:"debug, info, warn or error"`
 
@@ -55,6 +57,11 @@ type Config struct {
 	OAuthRedirectURL      string        `env:"IMPACT_OAUTH_REDIRECT_URL, default=http://127.0.0.1:8080/oauth/callback" desc:"redirect URI registered with impact.com; connect and the worker serve it"`
 	OAuthScopes           string        `env:"IMPACT_OAUTH_SCOPES, default=offline_access" desc:"space-separated OAuth scopes; must include offline_access"`
 	OAuthRefreshIdle      time.Duration `env:"SYNCER_OAUTH_REFRESH_IDLE, default=720h" desc:"refresh an OAuth connection unused this long (impact.com expires them after 90 days)"`
+
+	// NotifyWebhookURL receives a JSON POST when an account needs an
+	// operator (a secret: Slack's webhook URLs carry their token).
+	NotifyWebhookURL     syncer.Secret `env:"SYNCER_NOTIFY_WEBHOOK_URL" desc:"optional: a JSON POST (Slack-compatible text) when an account needs reconnecting, loses a permission or recovers"`
+	NotifyWebhookURLFile string        `env:"SYNCER_NOTIFY_WEBHOOK_URL_FILE" desc:"a file holding SYNCER_NOTIFY_WEBHOOK_URL; not with it"`
 
 	ScheduleActions string        `env:"SYNCER_SCHEDULE_ACTIONS, default=*/15 * * * *" desc:"cron schedule (UTC) for actions and action updates"`
 	ScheduleCatalog string        `env:"SYNCER_SCHEDULE_CATALOG, default=0 * * * *" desc:"cron schedule (UTC) for company information, campaigns, media partners, promo codes"`
@@ -165,7 +172,56 @@ func loadConfig(lookup envLookup) (Config, error) {
 			c.OAuthClientSecret = syncer.Secret(strings.TrimSpace(string(b)))
 		}
 	}
+	for _, f := range []struct {
+		name  string
+		value *syncer.Secret
+		path  string
+	}{
+		{"SYNCER_ENCRYPTION_KEY", &c.EncryptionKey, c.EncryptionKeyFile},
+		{"SYNCER_ENCRYPTION_OLD_KEYS", &c.EncryptionOldKeys, c.EncryptionOldKeysFile},
+		{"SYNCER_NOTIFY_WEBHOOK_URL", &c.NotifyWebhookURL, c.NotifyWebhookURLFile},
+	} {
+		if err := secretFile(f.name, f.value, f.path); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return c, joinProblems(append(errs, c.problems()...))
+}
+
+// secretFile reads the secret name from the file at path (NAME_FILE), when
+// path is set: not both, not an empty file. Surrounding white space (a
+// trailing newline) is dropped.
+func secretFile(name string, value *syncer.Secret, path string) error {
+	if path == "" {
+		return nil
+	}
+	if *value != "" {
+		return fmt.Errorf("%s and %s_FILE are both set: keep one", name, name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return fmt.Errorf("%s_FILE: %s is empty", name, path)
+	}
+	*value = syncer.Secret(s)
+	return nil
+}
+
+// secretFromFile reads the secret NAME from the file the environment
+// variable NAME_FILE names (IMPACT_AUTH_TOKEN_FILE, outside Config).
+func secretFromFile(name string) (syncer.Secret, error) {
+	var s syncer.Secret
+	if v := os.Getenv(name); v != "" {
+		s = syncer.Secret(v)
+	}
+	path := os.Getenv(name + "_FILE")
+	if err := secretFile(name, &s, path); err != nil || path == "" {
+		return "", err
+	}
+	return s, nil
 }
 
 // setting is one variable of Config as the tags declare it.
@@ -305,6 +361,11 @@ func (c Config) problems() []error {
 	}
 	if c.Overlap < 0 || c.ClearingLookback <= 0 || c.ClearingInterval <= 0 {
 		bad("SYNCER_OVERLAP, SYNCER_CLEARING_LOOKBACK and SYNCER_CLEARING_INTERVAL must be positive")
+	}
+	if h := c.NotifyWebhookURL.Reveal(); h != "" {
+		if u, err := url.Parse(h); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("SYNCER_NOTIFY_WEBHOOK_URL: want an http(s) URL (the value is not shown: it is a secret)")
+		}
 	}
 	if c.OAuthRefreshIdle <= 0 || c.OAuthRefreshIdle >= 90*24*time.Hour {
 		bad("SYNCER_OAUTH_REFRESH_IDLE %s: want a positive duration well under 90 days (2160h)", c.OAuthRefreshIdle)

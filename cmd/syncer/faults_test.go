@@ -1741,7 +1741,7 @@ func TestIntegrationFaultBadInput(t *testing.T) {
 	cases := []tc{
 		{name: "no_command", code: 2, want: []string{"no command given", "Usage: syncer"}},
 		{name: "unknown_command", args: []string{"frobnicate"}, code: 2, want: []string{`unknown command "frobnicate"`}},
-		{name: "unknown_flag", args: []string{"sync", "--bogus"}, code: 2, want: []string{"flag provided but not defined: -bogus"}},
+		{name: "unknown_flag", args: []string{"sync", "--bogus"}, code: 2, want: []string{"unknown flag --bogus", "--help"}},
 		{name: "stray_argument", args: []string{"sync", "now"}, code: 2, want: []string{`unexpected argument "now"`}},
 		{name: "unknown_entity", args: []string{"sync", "--entities", "actions,nope"}, code: 2, want: []string{"unknown entities nope"}},
 		{name: "backfill_without_account", args: []string{"backfill"}, code: 2, want: []string{"--account is required"}},

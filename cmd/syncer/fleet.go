@@ -204,17 +204,17 @@ type fleetMetrics struct {
 func (m *metrics) addFleet(k *keeper.Keeper) *fleetMetrics {
 	f := &fleetMetrics{
 		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "syncer_fleet_member", Help: "Live workers of the fleet (1 per member; self=\"true\" for this one), as of the latest tick.",
+			Name: metricPrefix + "fleet_member", Help: "Live workers of the fleet (1 per member; self=\"true\" for this one), as of the latest tick.",
 		}, []string{"member", "self"}),
 		owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "syncer_fleet_owned_accounts", Help: "Active accounts each live worker owns by rendezvous hashing, as of the latest tick.",
+			Name: metricPrefix + "fleet_owned_accounts", Help: "Active accounts each live worker owns by rendezvous hashing, as of the latest tick.",
 		}, []string{"member"}),
 		owner: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "syncer_fleet_account_owner", Help: "The worker that owns each active account (1), as of the latest tick.",
+			Name: metricPrefix + "fleet_account_owner", Help: "The worker that owns each active account (1), as of the latest tick.",
 		}, []string{"account_id", "member"}),
 	}
 	session := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "syncer_keeper_session_up", Help: "1 while the keeper session is live, 0 while it is lost (no pass runs then).",
+		Name: metricPrefix + "keeper_session_up", Help: "1 while the keeper session is live, 0 while it is lost (no pass runs then).",
 	}, func() float64 {
 		if ok, _, _ := k.Live(); ok {
 			return 1

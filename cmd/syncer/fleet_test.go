@@ -237,7 +237,7 @@ func checkNoOverlap(t *testing.T, runs []fleetRun) int {
 	return n
 }
 
-var runsTotal = regexp.MustCompile(`(?m)^syncer_runs_total\{entity="actions",outcome="succeeded"\} (\d+)`)
+var runsTotal = regexp.MustCompile(`(?m)^impact_syncer_runs_total\{entity="actions",outcome="succeeded"\} (\d+)`)
 
 func (w *workerProc) actionRuns() int {
 	m := runsTotal.FindStringSubmatch(w.body("/metrics"))
@@ -300,8 +300,8 @@ func TestIntegrationFleet(t *testing.T) {
 	}
 	for _, n := range members {
 		m := f.workers[n].body("/metrics")
-		for _, want := range []string{`syncer_keeper_session_up 1`, fmt.Sprintf(`syncer_fleet_member{member=%q,self="true"} 1`, n),
-			fmt.Sprintf(`syncer_fleet_owned_accounts{member=%q} %d`, n, len(f.owned(n, members)))} {
+		for _, want := range []string{`impact_syncer_keeper_session_up 1`, fmt.Sprintf(`impact_syncer_fleet_member{member=%q,self="true"} 1`, n),
+			fmt.Sprintf(`impact_syncer_fleet_owned_accounts{member=%q} %d`, n, len(f.owned(n, members)))} {
 			if !strings.Contains(m, want) {
 				t.Errorf("%s /metrics lacks %s", n, want)
 			}

@@ -1,13 +1,14 @@
 // Command syncer syncs impact.com accounts into ClickHouse.
 //
 //	syncer migrate                 create the database and apply schema migrations
-//	syncer accounts add|list|set-token|disable|enable|remove
+//	syncer accounts add|list|check|set-token|disable|enable|remove
 //	syncer sync                    one pass over every active account, then exit
 //	syncer backfill                re-read a date range of actions or action updates
 //	syncer status                  last runs, outcomes and freshness per account
 //	syncer run                     the long-lived worker with cron schedules
 //	syncer connect                 connect an account with OAuth 2.0
 //	syncer keys rotate             re-encrypt every stored secret under the current key
+//	syncer healthcheck             exit 0 when the worker's /healthz answers
 //	syncer config                  print the effective configuration, secrets redacted
 package main
 
@@ -67,6 +68,7 @@ Commands:
   migrate                create the database and apply schema migrations (safe to repeat)
   accounts add           register an account (Auth Token from stdin or IMPACT_AUTH_TOKEN)
   accounts list          list registered accounts
+  accounts check ID      check credentials and each entity's permission, without syncing
   accounts set-token     replace an account's Auth Token and reactivate it
   accounts disable|enable|remove ID
   sync                   one pass over every active account now, then exit
@@ -75,6 +77,7 @@ Commands:
   run                    the long-lived worker: cron schedules, metrics, health
   connect                connect an account with OAuth 2.0 (authorization code + PKCE)
   keys rotate            re-encrypt every stored secret under SYNCER_ENCRYPTION_KEY
+  healthcheck            exit 0 when the worker's /healthz answers (for container health checks)
   config                 print the effective configuration (secrets REDACTED)
   version                print the version
 
@@ -115,6 +118,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdConnect(ctx, rest, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, rest, stdout, stderr)
 	case "config":
 		return cmdConfig(ctx, rest, stdout)
 	}

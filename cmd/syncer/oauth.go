@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,7 +40,8 @@ func newOAuth(a *app) (auth.OAuthTransports, error) {
 		return nil, fmt.Errorf("OAuth is configured, but %w", err)
 	}
 	tokens := auth.NewAccountTokens(a.accounts, a.keyring, time.Now)
-	m, err := auth.NewManager(auth.ManagerConfig{OAuth: a.oauthConfig(), Store: tokens, Base: a.transport, Logger: a.log})
+	m, err := auth.NewManager(auth.ManagerConfig{OAuth: a.oauthConfig(), Store: tokens, Base: a.transport, Logger: a.log,
+		TokenClient: &http.Client{Timeout: 30 * time.Second, Transport: tokenFailureTransport{base: http.DefaultTransport, a: a}}})
 	if err != nil {
 		return nil, err
 	}
@@ -101,11 +103,15 @@ func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("connect", `Connects an account with OAuth 2.0 (authorization code + PKCE S256 + state).
 Prints the authorization URL to open in a browser, then waits for impact.com's
 redirect on IMPACT_OAUTH_REDIRECT_URL, exchanges the code and stores the
-refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.`, stdout)
-	id := fs.String("account", "", "our id for the account (required)")
-	persona := fs.String("persona", "", "brand or partner (required)")
-	sid := fs.String("sid", "", "impact.com Account SID (required)")
+refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.
+With --worker, a running worker (on this machine, or in its container through
+docker compose exec) serves the redirect instead: the command prints the URL
+to open and the worker completes the connection.`, stdout)
+	id := fs.String("account", "", "our `ID` for the account (required)")
+	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
+	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
 	wait := fs.Duration("timeout", auth.PendingTTL, "how long to wait for the authorization")
+	via := fs.String("worker", "", "`URL` of a running worker that serves the redirect (e.g. http://127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -118,6 +124,9 @@ refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.`
 	p, err := syncer.ParsePersona(*persona)
 	if err != nil {
 		return usageError("connect: %v", err)
+	}
+	if *via != "" {
+		return connectViaWorker(ctx, *via, *id, p, *sid, stdout)
 	}
 	a, err := openApp(ctx, stderr)
 	if err != nil {
@@ -205,7 +214,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, keysUsage)
 		return usageError("keys: want 'keys rotate'")
 	}
-	fs := newFlags("keys rotate", keysUsage, stdout)
+	fs := newFlags("keys rotate", keysSummary, stdout)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -258,9 +267,32 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-const keysUsage = `Usage: syncer keys rotate
-
-Re-encrypts every stored secret under SYNCER_ENCRYPTION_KEY. Put the previous
+const keysSummary = `Re-encrypts every stored secret under SYNCER_ENCRYPTION_KEY. Put the previous
 key in SYNCER_ENCRYPTION_OLD_KEYS (comma-separated) so the secrets can still be
-read, run this, then drop the old key.
-`
+read, run this, then drop the old key.`
+
+const keysUsage = "Usage: syncer keys rotate\n\n" + keysSummary + "\n"
+
+// connectViaWorker asks a running worker (from its own machine: /oauth/start
+// only answers loopback requests) to begin a connection, and prints the
+// authorization URL it redirects to. The worker's callback completes it.
+func connectViaWorker(ctx context.Context, base, id string, p syncer.Persona, sid string, stdout io.Writer) error {
+	q := url.Values{"account": {id}, "persona": {string(p)}, "sid": {sid}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/oauth/start?"+q.Encode(), nil)
+	if err != nil {
+		return usageError("connect: --worker: %v", err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("connect: the worker at %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusFound {
+		return fmt.Errorf("connect: the worker answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprintf(stdout, "Open this URL in a browser and approve the access; the worker stores the connection:\n\n  %s\n\n"+
+		"Then check it with: syncer accounts list\n", resp.Header.Get("Location"))
+	return nil
+}

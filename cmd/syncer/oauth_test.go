@@ -385,4 +385,34 @@ func TestIntegrationWorkerServesOAuthConnect(t *testing.T) {
 		t.Errorf("account after the worker's callback: %+v", acct)
 	}
 	o.mustRun("", "sync", "--account", "via-worker", "--entities", "company_information,campaigns")
+
+	// connect --worker: the command asks the worker to begin (as it would
+	// from inside the worker's container) and prints the URL; the browser's
+	// visit ends at the worker's callback.
+	const sid2 = "IROAUTHWORKER0000000000000000002"
+	if err := o.sim.AddAccount(brandSpec(sid2)); err != nil {
+		t.Fatal(err)
+	}
+	out := o.mustRun("", "connect", "--worker", "http://"+redirect, "--account", "via-cli", "--persona", "brand", "--sid", sid2)
+	var authURL string
+	for _, l := range strings.Split(out, "\n") {
+		if u := strings.TrimSpace(l); strings.HasPrefix(u, "http") {
+			authURL = u
+		}
+	}
+	if authURL == "" {
+		t.Fatalf("connect --worker printed no URL:\n%s", out)
+	}
+	resp, err = http.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "connected") {
+		t.Fatalf("the browser after connect --worker: %d %s", resp.StatusCode, body)
+	}
+	if acct := o.account("via-cli"); acct.AuthKind != syncer.AuthOAuth || o.storedRefreshToken("via-cli") == "" {
+		t.Errorf("account after connect --worker: %+v", acct)
+	}
 }

@@ -210,10 +210,13 @@ func TestIntegrationWorker(t *testing.T) {
 	}
 
 	metrics := w.body("/metrics")
-	for _, want := range []string{`syncer_rows_loaded_total{account_id="brand-a",entity="actions"}`,
-		`syncer_accounts{status="needs_reconnect"} 1`, `syncer_accounts{status="active"} 3`,
-		`syncer_last_success_timestamp_seconds{account_id="partner-b",entity="actions"}`,
-		`syncer_api_requests_total{entity="actions",status="200"}`} {
+	for _, want := range []string{`impact_syncer_rows_loaded_total{account_id="brand-a",entity="actions"}`,
+		`impact_syncer_accounts{status="needs_reconnect"} 1`, `impact_syncer_accounts{status="active"} 3`,
+		`impact_syncer_last_success_timestamp_seconds{account_id="partner-b",entity="actions"}`,
+		`impact_syncer_api_requests_total{entity="actions",status="200"}`,
+		`impact_syncer_watermark_lag_seconds{account_id="brand-a",entity="actions"}`,
+		`impact_syncer_account_status{account_id="revoked-c",status="needs_reconnect"} 1`,
+		`impact_syncer_api_request_duration_seconds_bucket{endpoint="Actions"`, "impact_syncer_clickhouse_up 1"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -167,6 +167,10 @@ type retryPolicy struct {
 	Max      time.Duration
 }
 
+// RetryLogMessage is the warning logged before each retry of a ClickHouse
+// write (the worker counts them for its metrics).
+const RetryLogMessage = "clickhouse write failed; retrying the same rows"
+
 var defaultRetry = retryPolicy{Attempts: 5, Base: 250 * time.Millisecond, Max: 10 * time.Second}
 
 // do runs fn until it succeeds, fails for good (retryDecision), runs out of
@@ -176,7 +180,7 @@ func (p retryPolicy) do(ctx context.Context, log *zap.Logger, what string, fn fu
 		MaxAttempts: max(p.Attempts, 1),
 		Backoff:     retry.Backoff{Base: p.Base, Max: p.Max},
 		OnRetry: func(a retry.Attempt) error {
-			log.Warn("clickhouse write failed; retrying the same rows",
+			log.Warn(RetryLogMessage,
 				zap.String("what", what), zap.Int("attempt", a.N), zap.String("reason", a.Decision.Reason),
 				zap.Duration("wait", a.Wait), zap.Error(a.Err))
 			return nil
