@@ -334,8 +334,8 @@ func TestIntegrationFleet(t *testing.T) {
 	}
 	t.Logf("SIGKILL: %d accounts of %s resumed on the others at most %s after the kill (session timeout %s + tick %s (steady cycle %s) + spread %s)",
 		len(orphans), victim, worst.Round(time.Second), fleetSession, fleetTick, cycle, fleetSpread)
-	if worst > limit+4*time.Second {
-		t.Errorf("the killed worker's accounts resumed %s after the kill; want within %s (+4 s slack for a loaded machine)", worst, limit)
+	if worst > limit+8*time.Second {
+		t.Errorf("the killed worker's accounts resumed %s after the kill; want within %s (+8 s slack for a loaded machine)", worst, limit)
 	}
 
 	// a replacement joins (as a container platform would start one)
@@ -378,8 +378,8 @@ func TestIntegrationFleet(t *testing.T) {
 		}
 	}
 	t.Logf("SIGTERM: %d accounts of %s handed over; longest pause between passes around the hand-over %s (tick %s)", len(handed), leaver, gap, fleetTick)
-	if gap > wait+fleetSpread+4*time.Second {
-		t.Errorf("a gap of %s between passes at the hand-over; want at most a tick (%s; steady cycle %s) + spread + 4 s slack", gap, fleetTick, cycle)
+	if gap > wait+fleetSpread+8*time.Second {
+		t.Errorf("a gap of %s between passes at the hand-over; want at most a tick (%s; steady cycle %s) + spread + 8 s slack for a loaded machine", gap, fleetTick, cycle)
 	}
 	members = f.live()
 
