@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"go.uber.org/zap/zapcore"
 	"io"
 	"net"
 	"net/http"
@@ -215,4 +216,13 @@ func TestNewRefusesBadURL(t *testing.T) {
 			t.Errorf("New(%q) accepted", u)
 		}
 	}
+}
+
+type funcSyncer func(string)
+
+func (f funcSyncer) Write(p []byte) (int, error) { f(string(p)); return len(p), nil }
+func (f funcSyncer) Sync() error                 { return nil }
+
+func zapcoreFor(f func(string)) zapcore.Core {
+	return zapcore.NewCore(zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"}), funcSyncer(f), zapcore.DebugLevel)
 }
