@@ -96,6 +96,7 @@ func (r *lockRecorder) DeleteAccount(context.Context, string) error { return nil
 // while it answers the third.
 type windowSource struct {
 	lock    *lostLock
+	rec     *lockRecorder
 	mu      sync.Mutex
 	windows int
 }
@@ -104,11 +105,24 @@ func (s *windowSource) Records(_ context.Context, q Query) iter.Seq2[Record, err
 	return func(yield func(Record, error) bool) {
 		s.mu.Lock()
 		s.windows++
-		if s.windows == 3 {
-			close(s.lock.lost)
-		}
 		n := s.windows
 		s.mu.Unlock()
+		if n == 3 {
+			// Let the loader store what was read while the lock was held
+			// first: its check of the lock and the write that follows are
+			// not one step, so a loss in between would count a write of
+			// rows read before the loss as one after it.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				s.rec.mu.Lock()
+				w := s.rec.writes
+				s.rec.mu.Unlock()
+				if w >= 1 {
+					break
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			close(s.lock.lost)
+		}
 		yield(Record{ID: string(q.Filter) + string(rune('a'+n%26)), Values: make([]any, len(Tables[q.Entity].Columns))}, nil)
 	}
 }
@@ -123,7 +137,7 @@ func (s *windowSource) ServerNow() (time.Time, bool) {
 func TestLostLockStopsAtTheWindowBoundary(t *testing.T) {
 	lk := &lostLock{lost: make(chan struct{})}
 	rec := &lockRecorder{lock: lk}
-	src := &windowSource{lock: lk}
+	src := &windowSource{lock: lk, rec: rec}
 	s := &Syncer{Accounts: rec, Writer: rec, Catalog: rec, State: rec, Runs: rec, Locker: oneLocker{lk},
 		Source: func(context.Context, Account) (Source, error) { return src, nil },
 		Logger: zap.NewNop(), Holder: "test", NewRunID: func() string { return "run" },
