@@ -106,8 +106,10 @@ cmd_start() {
 	fi
 	rm -f "$PID_FILE"
 	if answers; then
-		say "a server not started by this script already answers on 127.0.0.1:$ZK_PORT; using it"
-		return 0
+		# Never reuse it: tests stop and kill "their" ZooKeeper, and a server
+		# started elsewhere (say, left behind by a killed test run) would
+		# survive that and make the test see a keeper that never went away.
+		die "a ZooKeeper not started from $ZK_DIR already answers on 127.0.0.1:$ZK_PORT: stop it, or choose another ZK_PORT"
 	fi
 	installed || cmd_install
 	write_config
