@@ -34,7 +34,8 @@ func cmdProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	from := fs.String("from", "", "backfill start (date or RFC 3339; default the API's full reach, three filters)")
 	cpu := fs.String("cpuprofile", "", "write a CPU profile here")
 	mem := fs.String("memprofile", "", "write the heap profile at the peak live heap here")
-	batch := fs.Int("batch-size", 10000, "rows per insert (SYNCER_BATCH_SIZE)")
+	batch := fs.Int("batch-size", 2000, "decoded rows held (SYNCER_BATCH_SIZE)")
+	insertRows := fs.Int("insert-rows", syncer.DefaultInsertRows, "rows per streamed insert (SYNCER_INSERT_ROWS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func cmdProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Accounts: load.NewAccountStore(db), Writer: load.NewWriter(db), Catalog: load.NewCatalogWriter(db),
 		State: load.NewStateStore(db), Runs: load.NewRunStore(db), Logger: zap.NewNop(), Holder: "benchbaseline profile",
 		NewRunID: func() string { return fmt.Sprintf("profile-%d", time.Now().UnixNano()) },
-		Options:  syncer.Options{BatchSize: *batch},
+		Options:  syncer.Options{BatchSize: *batch, InsertRows: *insertRows},
 		Source: func(ctx context.Context, a syncer.Account) (syncer.Source, error) {
 			return extract.NewClient(extract.Options{BaseURL: *base, AccountID: a.ID, Persona: a.Persona, SID: a.SID,
 				Transport: &auth.BasicTransport{SID: a.SID, Token: syncer.Secret(token)}})

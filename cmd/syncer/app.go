@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -51,6 +52,17 @@ type app struct {
 	watch *accountWatch
 }
 
+// setMemoryLimit sets the Go runtime's soft memory limit to SYNCER_MEMORY_LIMIT_MIB
+// unless GOMEMLIMIT (which the runtime reads itself) is set or the limit is
+// 0. The collector then works harder as the heap nears it instead of letting
+// it grow to twice the live data, which bounds the peak RSS of a large
+// backfill; it is soft, so a larger live heap still runs.
+func setMemoryLimit(mib int) {
+	if mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(mib) << 20)
+	}
+}
+
 // openApp loads the configuration and connects to ClickHouse. It does not
 // migrate; commands that need the schema call requireSchema.
 func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
@@ -61,6 +73,7 @@ func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	a := &app{cfg: cfg, transport: http.DefaultTransport}
 	a.logOut = &logWriter{w: stderr}
 	a.log = withRetryCounter(newLogger(cfg.LogLevel, a.logOut, isTerminal(stderr)), a)
+	setMemoryLimit(cfg.MemoryLimitMiB)
 	db, err := load.Open(ctx, load.Options{
 		Addrs: cfg.Addrs(), Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal(),
@@ -166,7 +179,7 @@ func (a *app) syncer(holder string) *syncer.Syncer {
 		Source: a.source, Logger: a.log, Holder: holder, NewRunID: newRunID,
 		Options: syncer.Options{
 			Overlap: a.cfg.Overlap, ClearingLookback: a.cfg.ClearingLookback,
-			ClearingInterval: a.cfg.ClearingInterval, BatchSize: a.cfg.BatchSize,
+			ClearingInterval: a.cfg.ClearingInterval, BatchSize: a.cfg.BatchSize, InsertRows: a.cfg.InsertRows,
 		},
 	}
 }

@@ -78,7 +78,9 @@ type Config struct {
 	Overlap          time.Duration `env:"SYNCER_OVERLAP, default=24h" desc:"how far incremental scans reach back before their watermark"`
 	ClearingLookback time.Duration `env:"SYNCER_CLEARING_LOOKBACK, default=2160h" desc:"how far back the ClearedDate re-scan of locked actions reaches"`
 	ClearingInterval time.Duration `env:"SYNCER_CLEARING_INTERVAL, default=6h" desc:"how often the ClearedDate re-scan runs"`
-	BatchSize        int           `env:"SYNCER_BATCH_SIZE, default=10000" desc:"most rows a run holds before ClickHouse has them (bounds memory; an insert carries at most that many)"`
+	BatchSize        int           `env:"SYNCER_BATCH_SIZE, default=2000" desc:"most decoded rows a run holds before they are sent to ClickHouse (bounds memory)"`
+	InsertRows       int           `env:"SYNCER_INSERT_ROWS, default=100000" desc:"most rows one streamed INSERT carries before it is committed (ClickHouse holds them meanwhile)"`
+	MemoryLimitMiB   int           `env:"SYNCER_MEMORY_LIMIT_MIB, default=100" desc:"soft memory limit of the Go runtime in MiB (0: none; GOMEMLIMIT, when set, wins)"`
 	PageSizeActions  int           `env:"SYNCER_PAGE_SIZE_ACTIONS, default=20000" desc:"Actions/ActionUpdates page size (2000-20000)"`
 	RequestTimeout   time.Duration `env:"SYNCER_REQUEST_TIMEOUT, default=2m" desc:"one HTTP request, body included"`
 }
@@ -355,6 +357,12 @@ func (c Config) problems() []error {
 	errs = append(errs, c.keeperProblems()...)
 	if c.BatchSize < 1 {
 		bad("SYNCER_BATCH_SIZE %d: want at least 1", c.BatchSize)
+	}
+	if c.MemoryLimitMiB < 0 {
+		bad("SYNCER_MEMORY_LIMIT_MIB %d: want 0 (no limit) or more", c.MemoryLimitMiB)
+	}
+	if c.InsertRows < 1 {
+		bad("SYNCER_INSERT_ROWS %d: want at least 1", c.InsertRows)
 	}
 	if c.PageSizeActions < 2000 || c.PageSizeActions > 20000 {
 		bad("SYNCER_PAGE_SIZE_ACTIONS %d: impact.com accepts 2000 to 20000", c.PageSizeActions)

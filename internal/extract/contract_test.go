@@ -1241,6 +1241,34 @@ func TestClientBisectionGivesUpAtMinWindow(t *testing.T) {
 	}
 }
 
+// A window starting more than 3 years back is refused with the date rule's
+// message, which the client reports as a TooOldError; with the simulator
+// counting calendar years the extra day of a span holding a 29 February is
+// served.
+func TestClientTooOldStartIsATooOldError(t *testing.T) {
+	t.Parallel()
+	spec := bigSpec()
+	spec.Actions = 100
+	b := setup(t, spec)
+	c := b.partner()
+	now := b.sim.Clock().Now()
+	start := now.AddDate(-3, 0, 0).Add(time.Hour) // inside 3 calendar years
+	if now.Sub(start) <= 3*365*24*time.Hour {
+		t.Skipf("the simulator's now (%s) has no 29 February in the 3 years before it", now)
+	}
+	win := syncer.Window{Start: start, End: start.Add(24 * time.Hour)}
+	q := syncer.Query{Entity: syncer.Actions, Filter: syncer.ByEvent, Window: win}
+	r := drain(c.Records(t.Context(), q))
+	var old *syncer.TooOldError
+	if !errors.As(r.err, &old) {
+		t.Fatalf("err = %v, want a TooOldError", r.err)
+	}
+	b.sim.SetQuirks(partnerSID, impactsim.Quirks{CalendarLookback: true})
+	if r := drain(c.Records(t.Context(), q)); r.err != nil {
+		t.Fatalf("with calendar years: err = %v", r.err)
+	}
+}
+
 // ---- rate limits (docs/impact-api.md §5) ----
 
 // rateSpec has 1,100 media partners: read one per page, that is 1,100

@@ -43,7 +43,11 @@ func checkResponse(e syncer.Entity, resp *http.Response, body []byte, now time.T
 		// message asks to narrow the dates or raise the PageSize
 		return &TooManyPagesError{Endpoint: endpoint, Message: msg}
 	}
-	return &syncer.InvalidError{Endpoint: endpoint, Status: resp.StatusCode, Message: orStatus(msg, resp.StatusCode), Errors: details}
+	inv := &syncer.InvalidError{Endpoint: endpoint, Status: resp.StatusCode, Message: orStatus(msg, resp.StatusCode), Errors: details}
+	if isTooOld(msg, details) {
+		return &syncer.TooOldError{Endpoint: endpoint, Message: msg, Err: inv}
+	}
+	return inv
 }
 
 func orStatus(msg string, code int) string {
@@ -87,6 +91,13 @@ func errorDetail(e any) string {
 		return msg
 	}
 	return field + ": " + msg
+}
+
+// isTooOld recognises the date rule "StartDate cannot be more than 3 years in
+// the past" (reference §4.2; its exact text is undocumented).
+func isTooOld(msg string, details []string) bool {
+	s := strings.ToLower(msg + " " + strings.Join(details, " "))
+	return (strings.Contains(s, "3 years") || strings.Contains(s, "three years")) && strings.Contains(s, "past")
 }
 
 // isTooManyPages recognises the Actions rule "no more than 10 pages". Its

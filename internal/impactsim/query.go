@@ -67,7 +67,7 @@ func parseAPIDate(s string) (time.Time, bool) {
 }
 
 // parseWindow validates one StartX/EndX pair.
-func parseWindow(q url.Values, startKey, endKey string, now time.Time) (window, *apiError) {
+func parseWindow(q url.Values, startKey, endKey string, now time.Time, calendar bool) (window, *apiError) {
 	sv, hasS := first(q, startKey)
 	ev, hasE := first(q, endKey)
 	if !hasS && !hasE {
@@ -94,7 +94,7 @@ func parseWindow(q url.Values, startKey, endKey string, now time.Time) (window, 
 		return w, badRequest(endKey+" must not be before "+startKey, fieldError{endKey, "Before " + startKey})
 	case w.to-w.from > maxSpan:
 		return w, badRequest(startKey+" and "+endKey+" cannot be more than 45 days apart", fieldError{endKey, "Range exceeds 45 days"})
-	case w.from < now.Unix()-maxLookback:
+	case !calendar && w.from < now.Unix()-maxLookback, calendar && w.from < now.UTC().AddDate(-3, 0, 0).Unix():
 		return w, badRequest(startKey+" cannot be more than 3 years in the past", fieldError{startKey, "More than 3 years in the past"})
 	}
 	return w, nil
@@ -123,13 +123,13 @@ func parseActionQuery(rq *request) (actionQuery, *apiError) {
 	if aq.pg, e = parsePaging(q, actionPaging); e != nil {
 		return aq, e
 	}
-	if aq.updated, e = parseWindow(q, "StartDate", "EndDate", rq.now); e != nil {
+	if aq.updated, e = parseWindow(q, "StartDate", "EndDate", rq.now, rq.quirks.CalendarLookback); e != nil {
 		return aq, e
 	}
-	if aq.event, e = parseWindow(q, "ActionDateStart", "ActionDateEnd", rq.now); e != nil {
+	if aq.event, e = parseWindow(q, "ActionDateStart", "ActionDateEnd", rq.now, rq.quirks.CalendarLookback); e != nil {
 		return aq, e
 	}
-	if aq.locking, e = parseWindow(q, "LockingDateStart", "LockingDateEnd", rq.now); e != nil {
+	if aq.locking, e = parseWindow(q, "LockingDateStart", "LockingDateEnd", rq.now, rq.quirks.CalendarLookback); e != nil {
 		return aq, e
 	}
 	if !aq.updated.set && !aq.event.set && !aq.locking.set {

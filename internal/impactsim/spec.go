@@ -92,6 +92,10 @@ type Quirks struct {
 	// ("2017-03-02T22:18:42.000Z", the old doc style) instead of the account
 	// offset.
 	UTCDates bool
+	// CalendarLookback counts the 3-year look-back of the date filters in
+	// calendar years (now less 3 years: 1,096 days when they hold a 29
+	// February) instead of 3×365 days.
+	CalendarLookback bool
 }
 
 // HeaderFamily chooses the rate-limit headers sent. Combine one family with

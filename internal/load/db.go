@@ -125,7 +125,10 @@ func Open(ctx context.Context, opts Options, log *zap.Logger) (*DB, error) {
 		d.layout.Cluster = opts.Cluster
 	}
 
-	if d.conn, err = d.connect(opts.Database, 10); err != nil {
+	// Room for each of SYNCER_CONCURRENCY passes (4 by default) to keep a
+	// few streamed inserts open (syncer.StreamWriter) beside its other
+	// queries.
+	if d.conn, err = d.connect(opts.Database, 24); err != nil {
 		return nil, err
 	}
 	log.Info("clickhouse connected",

@@ -165,14 +165,8 @@ var (
 func validate(accountID string, tb *syncer.Table, recs []syncer.Record) error {
 	var errs []error
 	for _, r := range recs {
-		if len(r.Values) != len(tb.Columns) {
-			errs = append(errs, fmt.Errorf("%s record %q has %d values for %d columns", tb.Entity, r.ID, len(r.Values), len(tb.Columns)))
-			continue
-		}
-		for i, c := range tb.Columns {
-			if err := checkValue(c.Type, r.Values[i]); err != nil {
-				errs = append(errs, &syncer.DecodeError{AccountID: accountID, Entity: tb.Entity, RecordID: r.ID, Field: c.Name, Err: err})
-			}
+		if err := validateRecord(accountID, tb, r); err != nil {
+			errs = append(errs, err)
 		}
 		if len(errs) >= 10 {
 			break
@@ -182,6 +176,20 @@ func validate(accountID string, tb *syncer.Table, recs []syncer.Record) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrBadValue, errors.Join(errs...))
+}
+
+// validateRecord is validate for one record.
+func validateRecord(accountID string, tb *syncer.Table, r syncer.Record) error {
+	if len(r.Values) != len(tb.Columns) {
+		return fmt.Errorf("%s record %q has %d values for %d columns", tb.Entity, r.ID, len(r.Values), len(tb.Columns))
+	}
+	var errs []error
+	for i, c := range tb.Columns {
+		if err := checkValue(c.Type, r.Values[i]); err != nil {
+			errs = append(errs, &syncer.DecodeError{AccountID: accountID, Entity: tb.Entity, RecordID: r.ID, Field: c.Name, Err: err})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func checkValue(t syncer.Type, v any) error {

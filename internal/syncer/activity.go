@@ -4,13 +4,55 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// activity syncs Actions or ActionUpdates of every campaign scope.
+// writeAttempts bounds how often an entity run reads its windows again after
+// a write whose outcome was unknown (ErrWriteInterrupted).
+const writeAttempts = 4
+
+// activity syncs Actions or ActionUpdates of every campaign scope. A
+// streamed insert that fails for a reason that may pass cannot be sent
+// again (its rows are not kept), so the run starts over from the stored
+// watermarks and reads those windows again, a few times. A run planned with
+// the calendar 3-year limit that the API refuses is planned again with
+// 3×365 days.
 func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64, error) {
+	var total uint64
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		p.calendarAsked = false
+		rows, err := p.activityOnce(ctx, e, log)
+		total += rows
+		var old *TooOldError
+		if errors.As(err, &old) && p.calendarAsked {
+			// the API counts its 3 years as 3×365 days: plan again with that
+			// (another pass may have learnt it meanwhile)
+			p.s.calendarRefused.Store(true)
+			log.Warn("impact.com refused a start 3 calendar years back; reaching back 3×365 days instead", zap.Error(err))
+			attempt--
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrWriteInterrupted) || attempt >= writeAttempts || ctx.Err() != nil || p.stopped() != nil {
+			return total, err
+		}
+		log.Warn("clickhouse write failed; reading the windows since the last stored watermark again",
+			zap.Int("attempt", attempt), zap.Duration("wait", backoff), zap.Error(err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return total, err
+		case <-t.C:
+		}
+		backoff = min(backoff*4, 10*time.Second)
+	}
+}
+
+func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uint64, error) {
 	scopes, err := p.campaignScopes(ctx)
 	if err != nil {
 		return 0, err
@@ -51,6 +93,8 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 		}
 		defer func() { p.marks = nil }()
 	}
+	p.planner.CalendarRefused = p.s.calendarRefused.Load()
+	p.calendarAsked = p.planner.Reach(now).Before(now.Add(-p.opt.Reach))
 	for _, campaign := range scopes {
 		scans, err := p.plan(ctx, e, campaign, now)
 		if err != nil {
@@ -73,34 +117,65 @@ func (p *pass) activity(ctx context.Context, e Entity, log *zap.Logger) (uint64,
 	for _, pl := range plans {
 		nscans += len(pl.scans)
 	}
-	ld := newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, p.req.Kind != RunBackfill && total == nscans, p.owned)
-	var decodeErrs []error
+	lazy := p.req.Kind != RunBackfill && total == nscans
+	var ld sink
+	if sw, ok := p.s.Writer.(StreamWriter); ok {
+		ld = newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy, p.owned)
+	} else {
+		ld = newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy, p.owned)
+	}
+	var jobs []scanJob
 	for _, pl := range plans {
 		for _, sc := range pl.scans {
-			errs, err := p.runScan(ctx, e, pl.campaign, sc, ld, prog, log)
-			decodeErrs = append(decodeErrs, errs...)
-			if err != nil {
-				werr := ld.close()
-				if errors.Is(err, werr) {
-					werr = nil // the scan stopped on the loader's error: say it once
-				}
-				return ld.rows, errors.Join(err, werr)
-			}
-			if err := ld.failed(); err != nil {
-				ld.close()
-				return ld.rows, err
-			}
+			jobs = append(jobs, scanJob{campaign: pl.campaign, sc: sc, commit: true})
 		}
 	}
-	if err := ld.close(); err != nil {
-		return ld.rows, err
+	decodeErrs, err := p.runScans(ctx, e, jobs, ld, prog, log)
+	if err != nil {
+		werr := ld.close()
+		if errors.Is(err, werr) {
+			werr = nil // the scan stopped on the loader's error: say it once
+		}
+		return ld.loaded(), errors.Join(err, werr)
 	}
-	prog.rows = ld.rows
+	if err := ld.close(); err != nil {
+		return ld.loaded(), err
+	}
+	if err := p.mergeParts(ctx, e, ld, lazy, log); err != nil {
+		return ld.loaded(), err
+	}
+	prog.rows = ld.loaded()
 	prog.report("")
 	if len(decodeErrs) > 0 {
-		return ld.rows, joinDecodeErrors(decodeErrs)
+		return ld.loaded(), joinDecodeErrors(decodeErrs)
 	}
-	return ld.rows, nil
+	return ld.loaded(), nil
+}
+
+// mergeParts merges the partition months a run wrote in more inserts than
+// months (see PartMerger); a short run, and one that wrote each month once,
+// leave merging to ClickHouse.
+func (p *pass) mergeParts(ctx context.Context, e Entity, ld sink, lazy bool, log *zap.Logger) error {
+	sl, ok := ld.(*streamLoader)
+	pm, can := p.s.Writer.(PartMerger)
+	if !ok || !can || lazy {
+		return nil
+	}
+	months, inserts := sl.touched()
+	if inserts <= len(months) {
+		return nil
+	}
+	ts := make([]time.Time, len(months))
+	for i, m := range months {
+		ts[i] = time.Date(int(m/12), time.Month(m%12+1), 1, 0, 0, 0, 0, time.UTC)
+	}
+	start := time.Now()
+	if err := pm.MergeMonths(ctx, e, ts); err != nil {
+		return fmt.Errorf("merging the parts of the %d months written: %w", len(ts), err)
+	}
+	log.Info("merged the parts of the months written", zap.Int("months", len(ts)), zap.Int("inserts", inserts),
+		zap.Duration("took", time.Since(start)))
+	return nil
 }
 
 // Progress is reported after every window of an Actions or ActionUpdates
@@ -177,7 +252,7 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 	if plan.Clamped && !p.warnedClamp {
 		p.warnedClamp = true
 		p.log.Warn("backfill start is older than impact.com serves (3 years by its clock); starting at the limit",
-			zap.String("entity", string(e)), zap.Time("from", p.req.From), zap.Time("limit", now.Add(-p.opt.Reach)))
+			zap.String("entity", string(e)), zap.Time("from", p.req.From), zap.Time("limit", p.planner.Reach(now)))
 	}
 	return plan.Scans, nil
 }
@@ -202,51 +277,101 @@ func ChunkWindows(from, to time.Time, max time.Duration) []Window {
 // inclusive limit. It is declared here only: the client's default is this.
 const MaxWindow = 44 * 24 * time.Hour
 
-// runScan reads one scan window by window. It returns the decode errors met
-// (their window's watermark and every later one stay put) and a fatal error.
-func (p *pass) runScan(ctx context.Context, e Entity, campaign string, sc Scan, ld *loader, prog *progress, log *zap.Logger) ([]error, error) {
+// scanJob is one campaign's scan within a pass.
+type scanJob struct {
+	campaign string
+	sc       Scan
+	windows  []Window
+	commit   bool // no decode error yet: its watermark may advance
+}
+
+// runScans reads the scans of a pass: scans of one name (the same date
+// filter) together, their windows across campaigns in date order, so that
+// the rows of a month arrive together and reach ClickHouse in one insert
+// rather than one per campaign. Each campaign's windows stay in order and
+// advance its own watermark. It returns the decode errors met (their
+// window's watermark and every later one of that scan stay put) and a fatal
+// error.
+func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, prog *progress, log *zap.Logger) ([]error, error) {
+	type step struct {
+		job *scanJob
+		w   Window
+	}
 	var decodeErrs []error
-	commit := true
-	for _, w := range ChunkWindows(sc.From, sc.To, MaxWindow) {
-		if err := p.stopped(); err != nil {
-			return decodeErrs, err
+	for first := true; len(jobs) > 0; first = false {
+		if !first {
+			ld.newScan()
 		}
-		q := Query{Entity: e, CampaignID: campaign, Filter: sc.Filter, Window: w}
-		bad := 0
-		for r, err := range p.src.Records(ctx, q) {
-			var de *DecodeError
-			if errors.As(err, &de) {
-				bad++
-				decodeErrs = append(decodeErrs, err)
-				continue
+		name := jobs[0].sc.Key.Scan
+		var group []*scanJob
+		rest := jobs[:0:0]
+		for i := range jobs {
+			if jobs[i].sc.Key.Scan == name {
+				group = append(group, &jobs[i])
+			} else {
+				rest = append(rest, jobs[i])
 			}
-			if err != nil {
-				return decodeErrs, fmt.Errorf("%s: %w", q, err)
+		}
+		var steps []step
+		for _, j := range group {
+			j.windows = j.sc.Windows()
+			for _, w := range j.windows {
+				steps = append(steps, step{j, w})
 			}
-			ld.add(r)
-			prog.rows++
 		}
-		if bad > 0 {
-			commit = false
-			log.Error("records could not be decoded; the watermark stays before this window",
-				zap.String("campaign_id", campaign), zap.String("scan", sc.Key.Scan), zap.Stringer("window", w), zap.Int("records", bad))
-		}
-		if commit {
-			ld.commit(sc.Key, w.End)
-			if w.End.Equal(sc.To) {
-				for _, k := range sc.Covers {
-					ld.commit(k, w.End)
-				}
+		slices.SortStableFunc(steps, func(a, b step) int { return a.w.End.Compare(b.w.End) })
+		for _, st := range steps {
+			if err := p.runWindow(ctx, e, st.job, st.w, ld, prog, log, &decodeErrs); err != nil {
+				return decodeErrs, err
 			}
-		} else {
-			ld.flush()
 		}
-		if err := ld.failed(); err != nil {
-			return decodeErrs, err
-		}
-		prog.done++
-		prog.window = w
-		prog.report(campaign)
+		jobs = rest
 	}
 	return decodeErrs, nil
+}
+
+// runWindow reads one window of a scan and queues its watermark.
+func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, ld sink, prog *progress, log *zap.Logger, decodeErrs *[]error) error {
+	if err := p.stopped(); err != nil {
+		return err
+	}
+	sc := j.sc
+	ld.window(sc.Filter, w.Start)
+	q := Query{Entity: e, CampaignID: j.campaign, Filter: sc.Filter, Window: w}
+	bad := 0
+	for r, err := range p.src.Records(ctx, q) {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			bad++
+			*decodeErrs = append(*decodeErrs, err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+		ld.add(r)
+		prog.rows++
+	}
+	if bad > 0 {
+		j.commit = false
+		log.Error("records could not be decoded; the watermark stays before this window",
+			zap.String("campaign_id", j.campaign), zap.String("scan", sc.Key.Scan), zap.Stringer("window", w), zap.Int("records", bad))
+	}
+	if j.commit {
+		ld.commit(sc.Key, w.End)
+		if w.End.Equal(sc.To) {
+			for _, k := range sc.Covers {
+				ld.commit(k, w.End)
+			}
+		}
+	} else {
+		ld.flush()
+	}
+	if err := ld.failed(); err != nil {
+		return err
+	}
+	prog.done++
+	prog.window = w
+	prog.report(j.campaign)
+	return nil
 }

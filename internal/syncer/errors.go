@@ -79,6 +79,26 @@ func (e *InvalidError) Error() string {
 	return s
 }
 
+// TooOldError is the date rule that a start may be at most 3 years in the
+// past: the API refused a window starting before the limit it serves. It
+// wraps the InvalidError the response also is.
+type TooOldError struct {
+	Endpoint string
+	Message  string
+	Err      *InvalidError
+}
+
+func (e *TooOldError) Error() string {
+	return fmt.Sprintf("impact.com %s: start date older than the API serves: %s", e.Endpoint, e.Message)
+}
+
+func (e *TooOldError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}
+
 // DecodeError is a record that could not be decoded. The rest of its page is
 // still delivered.
 type DecodeError struct {

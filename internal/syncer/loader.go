@@ -52,9 +52,8 @@ type loader struct {
 	buffered int                  // rows in buffers
 	seq      uint64               // rows added so far
 	marks    []loadMark           // watermarks and barriers not stored yet
-	lastKey  *WatermarkKey        // of the latest commit, and the rows read by then
-	lastSeq  uint64
-	inFlight int // rows of the insert running now
+	lastKey  *WatermarkKey        // of the latest commit
+	inFlight int                  // rows of the insert running now
 	closed   bool
 	err      error
 	rows     uint64 // rows acknowledged by ClickHouse
@@ -331,19 +330,13 @@ func (ld *loader) store(ctx context.Context, rows []Record, marks []loadMark) er
 			return err
 		}
 	}
-	if b, ok := ld.s.State.(WatermarkBatcher); ok && len(marks) > 1 {
-		all := make(map[WatermarkKey]time.Time, len(marks))
-		for _, m := range marks {
-			all[*m.key] = m.mark
-		}
-		return b.SetWatermarks(ctx, all)
-	}
-	for _, m := range marks {
-		if err := ld.s.State.SetWatermark(ctx, *m.key, m.mark); err != nil {
-			return err
-		}
-	}
-	return nil
+	return storeMarks(ctx, ld.s.State, marks)
+}
+
+func (ld *loader) loaded() uint64 {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.rows
 }
 
 func (ld *loader) failed() error {
@@ -382,18 +375,27 @@ func (ld *loader) add(r Record) {
 func (ld *loader) flush() { ld.queueMark(loadMark{}) }
 
 // commit queues the watermark k = t for a window that ends at t: it is
-// stored once every row read before it is in ClickHouse. A key other than
-// the previous one means a new scan, whose windows go back in time: what the
-// previous scan read is inserted now.
+// stored once every row read before it is in ClickHouse.
 func (ld *loader) commit(k WatermarkKey, t time.Time) {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
-	if ld.lastKey != nil && *ld.lastKey != k && !ld.lazy {
-		ld.marks = append(ld.marks, loadMark{seq: ld.lastSeq})
-	}
-	ld.lastKey, ld.lastSeq = &k, ld.seq
+	ld.lastKey = &k
 	ld.marks = append(ld.marks, loadMark{seq: ld.seq, key: &k, mark: t})
 	ld.cond.Broadcast()
+}
+
+// window: the old loader tracks complete months by the watermarks.
+func (ld *loader) window(DateFilter, time.Time) {}
+
+// newScan says a new scan starts: its windows go back in time, so what the
+// previous scans read is inserted now (not in a lazy run).
+func (ld *loader) newScan() {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	if ld.lastKey != nil && !ld.lazy {
+		ld.marks = append(ld.marks, loadMark{seq: ld.seq})
+		ld.cond.Broadcast()
+	}
 }
 
 func (ld *loader) queueMark(m loadMark) {

@@ -127,7 +127,7 @@ func TestLoaderGroupsWindowsThatArriveDuringAnInsert(t *testing.T) {
 		ld.add(loaderRec("c"))
 		ld.commit(loaderKey("event"), time.Unix(30, 0))
 		ld.commit(loaderKey("updated"), time.Unix(30, 0)) // a second key at the same point
-		ld.add(loaderRec("d"))                            // a window not finished yet
+		ld.add(monthRec("d", 1))                          // a window not finished yet, in a month not complete
 		close(ev.gate)
 		synctest.Wait()
 		equalEvents(t, ev.log(), "write a", "mark event=10", "write b,c", "mark event=30", "mark updated=30")
@@ -246,6 +246,7 @@ func TestLoaderInsertsThePreviousScanWhenANewOneStarts(t *testing.T) {
 		synctest.Wait() // "x" is being inserted, held
 		ld.add(monthRec("a", 3))
 		ld.commit(loaderKey("event"), day(3, 15))
+		ld.newScan()
 		ld.add(monthRec("b", 1))
 		ld.commit(loaderKey("updated"), day(1, 31))
 		close(ev.gate)

@@ -18,6 +18,26 @@ import (
 // asks it; planner_test.go tests it table by table.
 type Planner struct {
 	Options Options // zero fields take the defaults
+	// CalendarRefused: the API refused a start 3 calendar years back, so
+	// the reach is Options.Reach (see Reach).
+	CalendarRefused bool
+}
+
+// Reach is the oldest start the API serves at now: 3 calendar years back
+// less reachMargin (1,096 days when they hold a 29 February), or
+// Options.Reach once the API refused the calendar limit or when Reach is not
+// the default. Never less than Options.Reach.
+func (pl Planner) Reach(now time.Time) time.Time {
+	o := pl.Options
+	o.defaults()
+	fixed := now.Add(-o.Reach)
+	if o.Reach != MaxReach || pl.CalendarRefused {
+		return fixed
+	}
+	if cal := now.UTC().AddDate(-3, 0, 0).Add(reachMargin); cal.Before(fixed) {
+		return cal
+	}
+	return fixed
 }
 
 // NewPlanner returns a planner with o's zero fields set to the defaults.
@@ -66,7 +86,7 @@ func (pl Planner) Plan(e Entity, req Request, accountID, campaign string, now ti
 	o := pl.Options
 	o.defaults()
 	plan := Plan{Pin: map[WatermarkKey]time.Time{}}
-	reach := now.Add(-o.Reach)
+	reach := pl.Reach(now)
 	key := func(name string) WatermarkKey {
 		return WatermarkKey{AccountID: accountID, Entity: e, CampaignID: campaign, Scan: name}
 	}

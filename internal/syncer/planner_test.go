@@ -179,7 +179,7 @@ func TestPlannerIncremental(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, err := NewPlanner(Options{}).Plan(tc.e, Request{Kind: RunIncremental}, "a1", "c1", now, marksOf(tc.e, tc.marks))
+			plan, err := fixedReach(NewPlanner(Options{})).Plan(tc.e, Request{Kind: RunIncremental}, "a1", "c1", now, marksOf(tc.e, tc.marks))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,7 +209,7 @@ func TestPlannerIncremental(t *testing.T) {
 
 func TestPlannerOptionsMoveTheWindows(t *testing.T) {
 	steady := now.Add(-15 * time.Minute)
-	pl := NewPlanner(Options{Overlap: 2 * hour, ClearingLookback: 10 * aDay, ClearingInterval: 30 * time.Minute})
+	pl := fixedReach(NewPlanner(Options{Overlap: 2 * hour, ClearingLookback: 10 * aDay, ClearingInterval: 30 * time.Minute}))
 	marks := map[string]time.Time{ScanUpdated: steady, ScanLocking: steady, ScanClearing: now.Add(-hour),
 		ScanEvent + "_until": now.Add(-30 * aDay), ScanEvent: now.Add(-30 * aDay)}
 	plan, err := pl.Plan(Actions, Request{}, "a1", "c1", now, marksOf(Actions, marks))
@@ -297,7 +297,7 @@ func TestPlannerBackfill(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := Request{Kind: RunBackfill, From: tc.from, To: tc.to}
-			plan, err := NewPlanner(Options{}).Plan(tc.e, req, "a1", "c1", now, marksOf(tc.e, tc.marks))
+			plan, err := fixedReach(NewPlanner(Options{})).Plan(tc.e, req, "a1", "c1", now, marksOf(tc.e, tc.marks))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -426,5 +426,40 @@ func TestPlannerPermissions(t *testing.T) {
 				t.Errorf("Permissions = %q, %q, %v; want %q, %q, %v", got, reason, changed, tc.want, tc.wantReason, tc.changed)
 			}
 		})
+	}
+}
+
+// fixedReach is pl after the API refused the calendar limit: these tables
+// are written for the 3×365-day reach (TestPlannerReach covers the other).
+func fixedReach(pl Planner) Planner {
+	pl.CalendarRefused = true
+	return pl
+}
+
+// The reach is 3 calendar years back (less the margin) — a day more than
+// 3×365 days when they hold a 29 February — until the API refused that,
+// and always with a Reach that is not the default.
+func TestPlannerReach(t *testing.T) {
+	leap := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)  // the 3 years back hold 29 February 2024
+	plain := time.Date(2027, 6, 15, 12, 0, 0, 0, time.UTC) // 2024-06-15..2027-06-15: no 29 February
+	for _, tc := range []struct {
+		name string
+		pl   Planner
+		now  time.Time
+		want time.Time
+	}{
+		{"calendar, over a 29 February", NewPlanner(Options{}), leap, leap.AddDate(-3, 0, 0).Add(reachMargin)},
+		{"calendar, without one: the same as 3×365 days", NewPlanner(Options{}), plain, plain.Add(-MaxReach)},
+		{"refused", fixedReach(NewPlanner(Options{})), leap, leap.Add(-MaxReach)},
+		{"a Reach of its own", NewPlanner(Options{Reach: 100 * aDay}), leap, leap.Add(-100 * aDay)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.pl.Reach(tc.now); !got.Equal(tc.want) {
+				t.Errorf("Reach(%s) = %s, want %s", tc.now, got, tc.want)
+			}
+		})
+	}
+	if d := leap.Add(-MaxReach).Sub(NewPlanner(Options{}).Reach(leap)); d != aDay {
+		t.Errorf("the calendar reach is %s before 3×365 days over a 29 February, want a day", d)
 	}
 }

@@ -39,6 +39,47 @@ type Writer interface {
 	Write(ctx context.Context, accountID string, e Entity, recs []Record) error
 }
 
+// StreamWriter is implemented by a Writer that can take one INSERT's rows
+// as they are read instead of all at once, so a run holds only a data block
+// of them however many the insert carries: ClickHouse squashes the blocks
+// of one INSERT and writes one part per partition month, so large inserts
+// are cheap for it while a run's memory stays small.
+type StreamWriter interface {
+	// OpenInsert starts an INSERT of e's rows of the account, all with one
+	// version. Its errors are those of Write.
+	OpenInsert(ctx context.Context, accountID string, e Entity) (Insert, error)
+}
+
+// Insert is one INSERT in progress. Add validates a row and sends rows to
+// ClickHouse in data blocks as they fill; Commit sends the rest and returns
+// once ClickHouse acknowledged every row. After an error from Add or Commit
+// the insert is abandoned (Abort is then a no-op): some, all or none of its
+// rows may be stored, with the insert's version, so rows read again and
+// written with a later version replace them invisibly to readers. Nothing
+// of it may be committed as a watermark; an error that may pass (a lost
+// connection, a busy server) matches ErrWriteInterrupted, and the rows can be
+// read again and written anew.
+type Insert interface {
+	Add(r Record) error
+	Rows() int
+	Commit() error
+	Abort()
+}
+
+// PartMerger is implemented by a Writer whose table parts can be merged on
+// demand. A FINAL read opens every part of the table at once (on 18.16 some
+// memory per column of each part), so a run that wrote a month in several
+// parts (several scans over the same range: the first sync) merges the
+// months it touched before it reports success, and analysts can read the
+// table right after it. Errors are those of Write.
+type PartMerger interface {
+	MergeMonths(ctx context.Context, e Entity, months []time.Time) error
+}
+
+// ErrWriteInterrupted marks a failed write whose cause may pass and whose
+// rows may or may not be in ClickHouse (see Insert).
+var ErrWriteInterrupted = errors.New("clickhouse write interrupted")
+
 // VersionRaiser is implemented by a Writer whose row versions come from the
 // local clock. RaiseVersions makes every version written from now on higher
 // than those the account's rows of e already have, which a process whose

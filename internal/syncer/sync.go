@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -77,17 +78,25 @@ type Options struct {
 	// Overlap is how far each incremental scan reaches back before its
 	// watermark, for changes the API shows late (default 24h).
 	Overlap time.Duration
-	// Reach is how far back the API serves Actions: 3×365 days, less a small
-	// margin so a window's start is still inside the limit when it arrives.
+	// Reach is how far back the API serves Actions when it refuses the
+	// calendar limit: 3×365 days, less a small margin so a window's start is
+	// still inside the limit when it arrives. With the default, a pass first
+	// asks for 3 calendar years (less the margin), a day more when they hold
+	// a 29 February, and falls back to Reach once the API refuses that start
+	// with its 3-year error (see pass.reach).
 	Reach time.Duration
 	// ClearingLookback and ClearingInterval drive the re-scan that picks up
 	// ClearedDate on recently locked actions (defaults 90 days, every 6h).
 	ClearingLookback time.Duration
 	ClearingInterval time.Duration
-	// BatchSize bounds the rows a run holds before ClickHouse has them,
-	// and so its memory; an insert carries at most that many (default
-	// 10000).
+	// BatchSize bounds the decoded rows a run holds before they are sent
+	// to ClickHouse, and so its memory (default 2000). With a Writer that
+	// cannot stream, an insert carries at most that many.
 	BatchSize int
+	// InsertRows is the most rows one streamed INSERT carries before it is
+	// committed (default DefaultInsertRows); ClickHouse holds them, not the
+	// run.
+	InsertRows int
 }
 
 func (o *Options) defaults() {
@@ -104,14 +113,21 @@ func (o *Options) defaults() {
 		o.ClearingInterval = 6 * time.Hour
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 10000
+		o.BatchSize = 2000
+	}
+	if o.InsertRows == 0 {
+		o.InsertRows = DefaultInsertRows
 	}
 }
 
 // MaxReach is how far back the Actions date filters reach: 3×365 days less
 // five minutes, so that a window's start is still inside the limit by the
 // time the request arrives.
-const MaxReach = 3*365*24*time.Hour - 5*time.Minute
+const MaxReach = 3*365*24*time.Hour - reachMargin
+
+// reachMargin keeps a window's start inside the API's look-back limit
+// however long the pass takes to ask for it.
+const reachMargin = 5 * time.Minute
 
 // Syncer runs sync passes. Its collaborators are interfaces so the pass can
 // be tested with any store; cmd/syncer wires ClickHouse and impact.com.
@@ -130,6 +146,9 @@ type Syncer struct {
 	Holder string
 	// NewRunID returns a unique id for a run.
 	NewRunID func() string
+	// calendarRefused: the API refused a start 3 calendar years back, so
+	// passes reach back 3×365 days (Options.Reach) instead.
+	calendarRefused atomic.Bool
 	// Progress, when set, is called after every Actions/ActionUpdates window.
 	Progress func(Progress)
 }
@@ -225,6 +244,9 @@ type pass struct {
 	s       *Syncer
 	opt     Options // s.Options with defaults
 	planner Planner
+	// calendarAsked: this pass planned with the calendar limit (see
+	// Planner.Reach).
+	calendarAsked bool
 	// warnedClamp: the backfill's too-old start was logged once already.
 	warnedClamp bool
 	acct        Account
