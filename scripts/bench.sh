@@ -37,7 +37,9 @@
 # BENCH_FULL_REACH [1] BENCH_ACCOUNTS [500] BENCH_LATENCY [50ms]
 # BENCH_CYCLE_AGE [15m] BENCH_MICRO [1] BENCH_PLATEAU_ACTIONS [2000000; 0
 # skips those two backfills] BENCH_PORT_BASE [0: simulators on any free
-# port] CH_PORT [19000]
+# port] CH_PORT [19000] BENCH_ONLY [all; many: section 4 alone, printed and
+# written to bench/results/many.json] BENCH_SYNCER [bin/syncer: the syncer
+# binary section 4 times, e.g. one built from another commit for an A/B]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -53,6 +55,9 @@ BENCH_CYCLE_AGE=${BENCH_CYCLE_AGE:-15m}
 BENCH_MICRO=${BENCH_MICRO:-1}
 BENCH_PLATEAU_ACTIONS=${BENCH_PLATEAU_ACTIONS:-2000000}
 CH_PORT=${CH_PORT:-19000}
+BENCH_ONLY=${BENCH_ONLY:-all}
+BENCH_SYNCER=${BENCH_SYNCER:-bin/syncer}
+case $BENCH_ONLY in all | many) ;; *) echo "bench: BENCH_ONLY=$BENCH_ONLY: want all or many" >&2; exit 2 ;; esac
 BENCH_PORT_BASE=${BENCH_PORT_BASE:-0} # simulators on this port and the next (0: any free port)
 CONCURRENCY=${SYNCER_CONCURRENCY:-4} # the syncer's default
 PAGE=20000                           # the API's largest Actions PageSize, the syncer's default
@@ -160,6 +165,7 @@ TOKEN=bench-token-not-a-secret
 say "start: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 
+if [ "$BENCH_ONLY" = all ]; then # sections 1 to 3
 jq -n --arg big "$BIG_SID" --arg one "$ONE_SID" --arg small "$SMALL_SID" --arg tok "$TOKEN" \
 	--argjson n "$BENCH_ACTIONS" --argjson m "$BENCH_SMALL_ACTIONS" --argjson c "$BENCH_CAMPAIGNS" --argjson h $HISTORY_DAYS \
 	--argjson oh "$ONE_HISTORY_DAYS" --arg huge "$HUGE_SID" --arg hugeone "$HUGEONE_SID" --argjson p "$BENCH_PLATEAU_ACTIONS" \
@@ -361,6 +367,7 @@ IDLE_T=$T_WALL
 IDLE_MIN=$((4 + 3 * BENCH_CAMPAIGNS)) # company information, campaigns, media partners, promo codes; 3 sweeps a campaign
 say "  first sync ${FIRST_T}s, $FIRST_REQS requests; idle run ${IDLE_T}s, $IDLE_REQS requests (minimum $IDLE_MIN)"
 kill "${PIDS[0]}" 2>/dev/null || true
+fi # sections 1 to 3
 
 # ---- 4: many accounts -----------------------------------------------------
 say "many accounts: $BENCH_ACCOUNTS accounts behind $BENCH_LATENCY of latency"
@@ -369,14 +376,16 @@ jq -n --argjson n "$BENCH_ACCOUNTS" --arg tok "$TOKEN" '[range(1; $n + 1) as $i 
 	else {sid: ("IRBenchManyB" + ($i | tostring)), token: $tok, persona: "brand", seed: $i, campaigns: 2, actions: 200, media_partners: 10, promo_codes: 5, history_days: 30} end]' \
 	>"$W/many.json"
 start_sim many "$W/many.json"
-MANY=$SIM_URL
-fresh_db bench_many
+MANY=$SIM_URL MANY_PID=${PIDS[-1]}
+DBS+=(bench_many)
+ch -q "DROP DATABASE IF EXISTS bench_many"
+CLICKHOUSE_DATABASE=bench_many "$BENCH_SYNCER" migrate >>"$LOG" 2>&1 || die "migrate bench_many failed (see $LOG)"
 CLICKHOUSE_DATABASE=bench_many bin/benchbaseline seed -url "$MANY" -accounts "$W/many.json" -age "$BENCH_CYCLE_AGE" >"$W/seed.json" 2>>"$LOG" ||
 	die "seeding the accounts failed (see $LOG)"
 curl -fsS -X POST "$MANY/_sim/latency?d=$BENCH_LATENCY" >/dev/null
 LAT_S=$(calc "$(echo "$BENCH_LATENCY" | sed 's/ms$//') / 1000")
 before=$(sim_requests "$MANY")
-timed many-cycle env CLICKHOUSE_DATABASE=bench_many IMPACT_API_URL="$MANY" bin/syncer sync
+timed many-cycle env CLICKHOUSE_DATABASE=bench_many IMPACT_API_URL="$MANY" "$BENCH_SYNCER" sync
 MANY_REQS=$(($(sim_requests "$MANY") - before))
 MANY_T=$T_WALL
 MANY_RSS=$T_RSS
@@ -386,7 +395,20 @@ MANY_MIN=$(jq .idle_minimum_requests "$W/seed.json")
 MANY_IDEAL=$(calc "$MANY_REQS * $LAT_S / $CONCURRENCY")
 MANY_RATIO=$(calc "$MANY_T / $MANY_IDEAL")
 say "  cycle ${MANY_T}s, $MANY_REQS requests, ideal ${MANY_IDEAL}s, peak RSS $MANY_RSS MiB"
-kill "${PIDS[1]}" 2>/dev/null || true
+kill "$MANY_PID" 2>/dev/null || true
+if [ "$BENCH_ONLY" = many ]; then
+	jq -n --arg at "$NOW" --arg syncer "$BENCH_SYNCER" --argjson cores "$(nproc)" --argjson load_start "$LOAD_START" \
+		--argjson load_end "$(cut -d' ' -f1 /proc/loadavg)" \
+		--argjson accounts "$BENCH_ACCOUNTS" --arg latency "$BENCH_LATENCY" --argjson conc "$CONCURRENCY" \
+		--argjson many_t "$MANY_T" --argjson many_reqs "$MANY_REQS" --argjson many_ideal "$MANY_IDEAL" --argjson many_ratio "$MANY_RATIO" \
+		--argjson many_rss "$MANY_RSS" --argjson many_429 "$MANY_429" --argjson many_min "$MANY_MIN" \
+		'{run: {at: $at, syncer: $syncer, cores: $cores, load_avg_start: $load_start, load_avg_end: $load_end},
+		  many_accounts: {accounts: $accounts, latency: $latency, concurrency: $conc, cycle_seconds: $many_t, requests: $many_reqs, minimum_requests: $many_min,
+		    ideal_seconds: $many_ideal, ratio: $many_ratio, target: "<= 1.3", met: ($many_ratio <= 1.3), peak_rss_mib: $many_rss, responses_429: $many_429}}' \
+		>"$OUT/many.json"
+	say "many accounts ($BENCH_SYNCER): cycle $(printf %.2f "$MANY_T") s, ideal $(printf %.2f "$MANY_IDEAL") s, ratio $(printf %.2f "$MANY_RATIO") (target <= 1.3), load $LOAD_START → $(cut -d' ' -f1 /proc/loadavg); JSON: $OUT/many.json"
+	exit 0
+fi
 
 # ---- Go micro-benchmarks --------------------------------------------------
 MICRO='{}'
