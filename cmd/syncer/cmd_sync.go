@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
@@ -63,6 +65,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
+	a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", a.db.Statements()))
 	if *asJSON {
 		return reportJSON(stdout, results, skipped)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,14 +89,8 @@ func (s *LeaseStore) Acquire(ctx context.Context, accountID, holder string, ttl 
 	if err := s.write(ctx, l); err != nil {
 		return Lease{}, err
 	}
-	if s.Settle > 0 {
-		t := time.NewTimer(s.Settle)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Lease{}, fmt.Errorf("acquire lease of account %s: %w", accountID, ctx.Err())
-		case <-t.C:
-		}
+	if err := s.settle(ctx); err != nil {
+		return Lease{}, fmt.Errorf("acquire lease of account %s: %w", accountID, err)
 	}
 	won, _, err := s.current(ctx, accountID)
 	if err != nil {
@@ -104,6 +100,116 @@ func (s *LeaseStore) Acquire(ctx context.Context, accountID, holder string, ttl 
 		return Lease{}, won.held()
 	}
 	return l, nil
+}
+
+// AcquireMany is Acquire for several accounts with one read, one insert,
+// one Settle and one confirming read, whatever their number. It returns,
+// in the order of accountIDs, the lease taken or the error (a
+// *syncer.LockHeldError for an account another holder has); an error
+// reading or writing the table is every account's error.
+func (s *LeaseStore) AcquireMany(ctx context.Context, accountIDs []string, holder string, ttl time.Duration) ([]Lease, []error) {
+	leases, errs := make([]Lease, len(accountIDs)), make([]error, len(accountIDs))
+	all := func(err error) ([]Lease, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return leases, errs
+	}
+	if holder == "" || slices.Contains(accountIDs, "") {
+		return all(fmt.Errorf("acquire lease: account id and holder are required"))
+	}
+	if ttl < time.Second {
+		return all(fmt.Errorf("acquire lease: ttl %s is shorter than a second", ttl))
+	}
+	if len(accountIDs) == 0 {
+		return leases, errs
+	}
+	cur, err := s.currentOf(ctx, accountIDs)
+	if err != nil {
+		return all(err)
+	}
+	now := toDateTime(s.now())
+	var rows [][]any
+	want := map[string]Lease{}
+	for i, id := range accountIDs {
+		c, found := cur[id]
+		if found && c.Holder != holder && c.Holder != "" && c.ExpiresAt.After(now) {
+			errs[i] = c.held()
+			continue
+		}
+		if _, dup := want[id]; dup {
+			continue
+		}
+		l := Lease{AccountID: id, Holder: holder, AcquiredAt: now, ExpiresAt: toDateTime(now.Add(ttl)), version: s.db.versions.After(c.version)}
+		if found && c.Holder == holder && c.ExpiresAt.After(now) {
+			l.AcquiredAt = c.AcquiredAt
+		}
+		want[id] = l
+		rows = append(rows, []any{l.AccountID, l.Holder, toDateTime(l.AcquiredAt), toDateTime(l.ExpiresAt), l.version})
+	}
+	if len(rows) == 0 {
+		return leases, errs
+	}
+	if err := s.db.insertRows(ctx, defaultRetry, "account_leases", leaseInsertColumns, rows); err != nil {
+		return all(fmt.Errorf("write the leases of %d accounts: %w", len(rows), err))
+	}
+	if err := s.settle(ctx); err != nil {
+		return all(fmt.Errorf("acquire the leases of %d accounts: %w", len(rows), err))
+	}
+	won, err := s.currentOf(ctx, slices.Collect(maps.Keys(want)))
+	if err != nil {
+		return all(err)
+	}
+	for i, id := range accountIDs {
+		l, ok := want[id]
+		if !ok || errs[i] != nil {
+			continue
+		}
+		if w := won[id]; w.Holder != holder || w.version != l.version {
+			errs[i] = w.held()
+			continue
+		}
+		leases[i] = l
+	}
+	return leases, errs
+}
+
+// settle waits Settle, the time a concurrent acquirer's insert has to show.
+func (s *LeaseStore) settle(ctx context.Context) error {
+	if s.Settle <= 0 {
+		return nil
+	}
+	t := time.NewTimer(s.Settle)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// currentOf reads the lease rows of the accounts as Current does; accounts
+// without a row are absent.
+func (s *LeaseStore) currentOf(ctx context.Context, accountIDs []string) (map[string]Lease, error) {
+	rows, err := s.db.conn.Query(ctx,
+		"SELECT account_id, holder, acquired_at, expires_at, version FROM account_leases FINAL WHERE account_id IN (?)", accountIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read the leases of %d accounts: %w", len(accountIDs), describeTable(err, "account_leases"))
+	}
+	defer rows.Close()
+	out := map[string]Lease{}
+	for rows.Next() {
+		var l Lease
+		if err := rows.Scan(&l.AccountID, &l.Holder, &l.AcquiredAt, &l.ExpiresAt, &l.version); err != nil {
+			return nil, fmt.Errorf("read the leases of %d accounts: %w", len(accountIDs), err)
+		}
+		out[l.AccountID] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the leases of %d accounts: %w", len(accountIDs), err)
+	}
+	return out, nil
 }
 
 // Renew extends a lease the caller holds by ttl from now. If another holder
@@ -199,10 +305,38 @@ func (s *LeaseStore) Lock(ctx context.Context, accountID, holder string) (syncer
 	if err != nil {
 		return nil, err
 	}
-	l := &leaseLock{s: s, lease: lease, ttl: ttl, stop: make(chan struct{}), lost: make(chan struct{})}
+	return s.hold(ctx, lease), nil
+}
+
+var _ syncer.BatchLocker = (*LeaseStore)(nil)
+
+// LockMany is Lock for several accounts, their leases acquired together
+// (AcquireMany: one Settle for all). An account held by a holder HolderGone
+// says is dead is taken over as Lock does, on its own. Each lock renews and
+// releases its lease as Lock's do.
+func (s *LeaseStore) LockMany(ctx context.Context, accountIDs []string, holder string) ([]syncer.Lock, []error) {
+	locks := make([]syncer.Lock, len(accountIDs))
+	leases, errs := s.AcquireMany(ctx, accountIDs, holder, s.TTL)
+	for i, id := range accountIDs {
+		var held *syncer.LockHeldError
+		if errors.As(errs[i], &held) && s.HolderGone != nil && s.HolderGone(held.Holder) {
+			locks[i], errs[i] = s.Lock(ctx, id, holder)
+			continue
+		}
+		if errs[i] != nil {
+			continue
+		}
+		locks[i] = s.hold(ctx, leases[i])
+	}
+	return locks, errs
+}
+
+// hold renews the lease in the background until Unlock.
+func (s *LeaseStore) hold(ctx context.Context, lease Lease) *leaseLock {
+	l := &leaseLock{s: s, lease: lease, ttl: s.TTL, stop: make(chan struct{}), lost: make(chan struct{})}
 	l.wg.Add(1)
 	go l.renew(context.WithoutCancel(ctx))
-	return l, nil
+	return l
 }
 
 // leaseLock is a held lease, renewed in the background.

@@ -129,3 +129,39 @@ func keyString(k syncer.WatermarkKey) string {
 	}
 	return s
 }
+
+var _ syncer.WatermarkPrefetcher = (*StateStore)(nil)
+
+// WatermarksOf returns every watermark of the accounts' entities, in one
+// query, read with argMax as Watermark reads one.
+func (s *StateStore) WatermarksOf(ctx context.Context, accountIDs []string, entities []syncer.Entity) (map[syncer.WatermarkKey]time.Time, error) {
+	out := map[syncer.WatermarkKey]time.Time{}
+	if len(accountIDs) == 0 || len(entities) == 0 {
+		return out, nil
+	}
+	names := make([]string, len(entities))
+	for i, e := range entities {
+		names[i] = string(e)
+	}
+	rows, err := s.db.conn.Query(ctx,
+		"SELECT account_id, entity, campaign_id, scan, argMax(watermark, version) FROM sync_state"+
+			" WHERE account_id IN (?) AND entity IN (?) GROUP BY account_id, entity, campaign_id, scan",
+		accountIDs, names)
+	if err != nil {
+		return nil, fmt.Errorf("watermarks of %d accounts: %w", len(accountIDs), describeTable(err, "sync_state"))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k      syncer.WatermarkKey
+			entity string
+			t      time.Time
+		)
+		if err := rows.Scan(&k.AccountID, &entity, &k.CampaignID, &k.Scan, &t); err != nil {
+			return nil, err
+		}
+		k.Entity = syncer.Entity(entity)
+		out[k] = fromDateTime(t)
+	}
+	return out, rows.Err()
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -61,7 +63,7 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 		return nil
 	}
 	if isCatalog(e) {
-		return w.writeCatalog(ctx, accountID, tb, version, syncedAt, recs, false)
+		return w.writeCatalog(ctx, accountID, tb, version, syncedAt, recs, false, nil)
 	}
 	if err := validate(accountID, tb, recs); err != nil {
 		return err
@@ -99,6 +101,28 @@ func (w *Writer) RaiseVersions(ctx context.Context, accountID string, e syncer.E
 		return fmt.Errorf("account %s: %w", accountID, err)
 	}
 	w.db.versions.After(floor)
+	return nil
+}
+
+var _ syncer.VersionBatchRaiser = (*Writer)(nil)
+
+// RaiseVersionsOf is RaiseVersions for every account and entity given, in
+// one query per entity.
+func (w *Writer) RaiseVersionsOf(ctx context.Context, accountIDs []string, entities []syncer.Entity) error {
+	if len(accountIDs) == 0 {
+		return nil
+	}
+	for _, e := range entities {
+		tb, err := table(e)
+		if err != nil {
+			return err
+		}
+		floor, err := w.db.maxVersion(ctx, string(tb.Entity), "account_id IN (?)", accountIDs)
+		if err != nil {
+			return fmt.Errorf("%d accounts: %w", len(accountIDs), err)
+		}
+		w.db.versions.After(floor)
+	}
 	return nil
 }
 
@@ -355,10 +379,82 @@ func (d *DB) tableColumns(ctx context.Context, tableName string) (map[string]str
 // returning stay, with is_present = 0.
 type CatalogWriter struct {
 	w *Writer
+
+	mu       sync.Mutex
+	prefetch map[catalogKey]*catalogSnapshot // see PrefetchCatalog
+}
+
+type catalogKey struct {
+	accountID string
+	entity    syncer.Entity
+}
+
+// catalogSnapshot is what writeCatalog reads first: the stored rows' state
+// and the highest version.
+type catalogSnapshot struct {
+	states     map[string]catalogState
+	maxVersion uint64
 }
 
 // NewCatalogWriter returns a CatalogWriter on db.
-func NewCatalogWriter(db *DB) *CatalogWriter { return &CatalogWriter{w: NewWriter(db)} }
+func NewCatalogWriter(db *DB) *CatalogWriter {
+	return &CatalogWriter{w: NewWriter(db), prefetch: map[catalogKey]*catalogSnapshot{}}
+}
+
+var _ syncer.CatalogPrefetcher = (*CatalogWriter)(nil)
+
+// PrefetchCatalog reads the stored state of each catalog entity of the
+// accounts, one query per entity for all of them, for their next
+// ReplaceCatalog (syncer.CatalogPrefetcher). The caller holds the accounts'
+// locks, so nothing else writes these rows until it drops them.
+func (c *CatalogWriter) PrefetchCatalog(ctx context.Context, accountIDs []string, entities []syncer.Entity) error {
+	got := map[catalogKey]*catalogSnapshot{}
+	for _, e := range entities {
+		tb, err := table(e)
+		if err != nil {
+			return err
+		}
+		if !isCatalog(e) {
+			return fmt.Errorf("%s is not a catalog entity", e)
+		}
+		for _, id := range accountIDs {
+			got[catalogKey{id, e}] = &catalogSnapshot{states: map[string]catalogState{}}
+		}
+		if err := c.w.db.catalogStatesOf(ctx, tb, accountIDs, func(id, k string, st catalogState, version uint64) {
+			snap := got[catalogKey{id, e}]
+			snap.states[k] = st
+			snap.maxVersion = max(snap.maxVersion, version)
+		}); err != nil {
+			return fmt.Errorf("read %s of %d accounts: %w", e, len(accountIDs), err)
+		}
+	}
+	c.mu.Lock()
+	maps.Copy(c.prefetch, got)
+	c.mu.Unlock()
+	return nil
+}
+
+// DropPrefetched forgets what PrefetchCatalog read for the account and its
+// ReplaceCatalog did not use.
+func (c *CatalogWriter) DropPrefetched(accountID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.prefetch {
+		if k.accountID == accountID {
+			delete(c.prefetch, k)
+		}
+	}
+}
+
+// take returns, and forgets, what was prefetched for the account's entity.
+func (c *CatalogWriter) take(accountID string, e syncer.Entity) *catalogSnapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := catalogKey{accountID, e}
+	snap := c.prefetch[k]
+	delete(c.prefetch, k)
+	return snap
+}
 
 // Write upserts recs (seen now) without marking missing records absent.
 func (c *CatalogWriter) Write(ctx context.Context, accountID string, e syncer.Entity, recs []syncer.Record) error {
@@ -378,7 +474,7 @@ func (c *CatalogWriter) ReplaceCatalog(ctx context.Context, accountID string, e 
 	if !isCatalog(e) {
 		return fmt.Errorf("%s is not a catalog entity; use Write", e)
 	}
-	return c.w.writeCatalog(ctx, accountID, tb, 0, seenAt, recs, true)
+	return c.w.writeCatalog(ctx, accountID, tb, 0, seenAt, recs, true, c.take(accountID, e))
 }
 
 type catalogState struct {
@@ -387,16 +483,21 @@ type catalogState struct {
 }
 
 // writeCatalog upserts recs of a catalog entity. version 0 means: take one
-// above every version the account's rows have.
-func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool) error {
+// above every version the account's rows have. snap, when not nil, is the
+// stored state read ahead (PrefetchCatalog).
+func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool, snap *catalogSnapshot) error {
 	if err := validate(accountID, tb, recs); err != nil {
 		return err
 	}
 	e := tb.Entity
-	states, maxVersion, err := w.db.catalogStates(ctx, tb, accountID)
-	if err != nil {
-		return fmt.Errorf("account %s: read %s: %w", accountID, e, err)
+	if snap == nil {
+		states, maxVersion, err := w.db.catalogStates(ctx, tb, accountID)
+		if err != nil {
+			return fmt.Errorf("account %s: read %s: %w", accountID, e, err)
+		}
+		snap = &catalogSnapshot{states: states, maxVersion: maxVersion}
 	}
+	states, maxVersion := snap.states, snap.maxVersion
 	if version == 0 {
 		version = w.db.versions.After(maxVersion)
 	}
@@ -501,6 +602,34 @@ func (d *DB) catalogStates(ctx context.Context, tb *syncer.Table, accountID stri
 		maxVersion = max(maxVersion, version)
 	}
 	return out, maxVersion, rows.Err()
+}
+
+// catalogStatesOf is catalogStates for several accounts in one query: each
+// row's account, key, state and version goes to row.
+func (d *DB) catalogStatesOf(ctx context.Context, tb *syncer.Table, accountIDs []string, row func(accountID, key string, st catalogState, version uint64)) error {
+	keyExpr := "''"
+	if k := keyColumn(tb); k != "" {
+		keyExpr = quote(k)
+	}
+	q := fmt.Sprintf("SELECT account_id, %s, first_seen_at, is_present, version FROM %s FINAL WHERE account_id IN (?)", keyExpr, quote(string(tb.Entity)))
+	rows, err := d.conn.Query(ctx, q, accountIDs)
+	if err != nil {
+		return describeTable(err, string(tb.Entity))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id, k   string
+			first   time.Time
+			present uint8
+			version uint64
+		)
+		if err := rows.Scan(&id, &k, &first, &present, &version); err != nil {
+			return err
+		}
+		row(id, k, catalogState{first: first, present: present == 1}, version)
+	}
+	return rows.Err()
 }
 
 // catalogRows reads, with FINAL, the full rows of the given keys in insert

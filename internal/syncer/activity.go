@@ -87,7 +87,13 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 	// Planning reads several watermarks per campaign: in one query when the
 	// store can (the lease keeps every other run of the account away).
 	p.marks = nil
-	if b, ok := p.s.State.(WatermarkBatcher); ok && p.req.Kind != RunBackfill {
+	if pm := p.pre.marks[e]; pm != nil && p.req.Kind != RunBackfill {
+		// read ahead for many accounts (Prepare); a second attempt reads
+		// again what the first committed
+		p.marks = pm
+		delete(p.pre.marks, e)
+		defer func() { p.marks = nil }()
+	} else if b, ok := p.s.State.(WatermarkBatcher); ok && p.req.Kind != RunBackfill {
 		if p.marks, err = b.Watermarks(ctx, p.acct.ID, e); err != nil {
 			return 0, err
 		}
@@ -106,7 +112,7 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 		plans = append(plans, scoped{campaign, scans})
 	}
 	prog := &progress{s: p.s, accountID: p.acct.ID, entity: e, total: total, started: time.Now(), tally: TallyFrom(ctx)}
-	if vr, ok := p.s.Writer.(VersionRaiser); ok {
+	if vr, ok := p.s.Writer.(VersionRaiser); ok && !p.pre.raised {
 		if err := vr.RaiseVersions(ctx, p.acct.ID, e); err != nil {
 			return 0, err
 		}

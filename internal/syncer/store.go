@@ -161,3 +161,41 @@ type RunStore interface {
 	// unreachable when it ended) before it could record its outcome.
 	CloseAbandoned(ctx context.Context, accountID, reason string) (int, error)
 }
+
+// RunBatcher is a RunStore that writes many run rows at once (Syncer.Prepare
+// and the pass use it when the store offers it). Errors as for RunStore.
+type RunBatcher interface {
+	// RecordRuns stores the runs in one write, each replacing its earlier
+	// rows, later runs of the list after earlier ones.
+	RecordRuns(ctx context.Context, runs ...Run) error
+	// CloseAbandonedOf is CloseAbandoned for several accounts at once; it
+	// returns the runs closed per account. The caller holds every lock.
+	CloseAbandonedOf(ctx context.Context, accountIDs []string, reason string) (map[string]int, error)
+}
+
+// WatermarkPrefetcher is a StateStore that reads the watermarks of many
+// accounts in one round trip (Syncer.Prepare). Errors as for StateStore.
+type WatermarkPrefetcher interface {
+	// WatermarksOf returns every stored watermark of the accounts' entities.
+	WatermarksOf(ctx context.Context, accountIDs []string, entities []Entity) (map[WatermarkKey]time.Time, error)
+}
+
+// VersionBatchRaiser is a VersionRaiser that raises the versions above
+// those of many accounts at once: RaiseVersionsOf is RaiseVersions for every
+// account and entity given, in a round trip per entity. The caller holds
+// every account's lock.
+type VersionBatchRaiser interface {
+	RaiseVersionsOf(ctx context.Context, accountIDs []string, entities []Entity) error
+}
+
+// CatalogPrefetcher is a CatalogWriter that reads what ReplaceCatalog reads
+// first (the stored state of the account's catalog entity) for many
+// accounts at once. PrefetchCatalog reads it for accounts whose locks the
+// caller holds; the next ReplaceCatalog of each account and entity uses it
+// instead of reading, once. DropPrefetched forgets what an account's pass
+// did not use; call it before the account's lock is released, since what was
+// read is only true while the lock is held.
+type CatalogPrefetcher interface {
+	PrefetchCatalog(ctx context.Context, accountIDs []string, entities []Entity) error
+	DropPrefetched(accountID string)
+}

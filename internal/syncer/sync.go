@@ -38,6 +38,14 @@ type Locker interface {
 	Lock(ctx context.Context, accountID, holder string) (Lock, error)
 }
 
+// BatchLocker is a Locker that takes the locks of several accounts at once
+// (the ClickHouse lease: one insert, one settle time and one confirming read
+// for all). LockMany returns, in the order of accountIDs, each account's lock
+// or the error Lock would have returned for it.
+type BatchLocker interface {
+	LockMany(ctx context.Context, accountIDs []string, holder string) ([]Lock, []error)
+}
+
 // Lock is an account lock the caller holds.
 type Lock interface {
 	// Lost is closed once the holder can no longer vouch for the lock: a
@@ -263,32 +271,41 @@ type pass struct {
 	marks map[WatermarkKey]time.Time // the entity's watermarks while it is planned, if read at once
 
 	lost <-chan struct{} // closed when the account's lock is lost; nil without a Locker
+
+	pre    *Prepared // what was read ahead of the pass (see Prepare)
+	ending *Run      // the outcome of the run before, stored with the next run's start
 }
 
 // SyncAccount runs one pass over an account: every requested entity, in
 // order. One entity's failure does not stop the others, except a dead
 // credential, which stops the pass and flags the account for reconnection.
 func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) AccountResult {
+	pre := &Prepared{Account: a}
+	if s.Locker != nil {
+		lk, err := s.Locker.Lock(ctx, a.ID, s.Holder)
+		if err != nil {
+			return AccountResult{Account: a, Err: err}
+		}
+		defer lk.Unlock()
+		pre.lock = lk
+		// With the lock held no other run of the account is alive: a run
+		// still recorded as running died before recording its outcome.
+		s.closeAbandoned(ctx, []string{a.ID})
+	}
+	return s.sync(ctx, pre, req)
+}
+
+// sync runs the pass of a prepared account (see Prepare) whose lock, if
+// any, is held.
+func (s *Syncer) sync(ctx context.Context, pre *Prepared, req Request) AccountResult {
+	a := pre.Account
 	opt := s.Options // a copy: passes of many accounts run at once
 	opt.defaults()
 	log := s.Logger.With(zap.String("account_id", a.ID))
 	res := AccountResult{Account: a}
 	var lost <-chan struct{}
-	if s.Locker != nil {
-		lk, err := s.Locker.Lock(ctx, a.ID, s.Holder)
-		if err != nil {
-			res.Err = err
-			return res
-		}
-		defer lk.Unlock()
-		lost = lk.Lost()
-		// With the lock held no other run of the account is alive: a run
-		// still recorded as running died before recording its outcome.
-		if n, err := s.Runs.CloseAbandoned(ctx, a.ID, AbandonedReason); err != nil {
-			log.Warn("could not close runs left running by a process that died", zap.Error(err))
-		} else if n > 0 {
-			log.Warn("runs left running by a process that died are recorded as interrupted", zap.Int("runs", n))
-		}
+	if pre.lock != nil {
+		lost = pre.lock.Lost()
 	}
 	src, err := s.Source(ctx, a)
 	if err != nil {
@@ -299,7 +316,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 		return res
 	}
 	p := &pass{s: s, opt: opt, planner: Planner{Options: opt}, acct: a, src: src, log: log, req: req,
-		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost}
+		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost, pre: pre}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
 	}
@@ -316,6 +333,7 @@ func (s *Syncer) SyncAccount(ctx context.Context, a Account, req Request) Accoun
 			break
 		}
 	}
+	p.recordRuns(ctx) // the last run's outcome
 	if p.dead != nil {
 		res.Err = p.dead
 		s.flagReconnect(ctx, a, p.dead, log)
@@ -364,9 +382,7 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	run := Run{ID: p.s.NewRunID(), AccountID: p.acct.ID, Entity: e, Kind: p.req.Kind,
 		StartedAt: time.Now().UTC(), Status: RunRunning}
 	log := p.log.With(zap.String("entity", string(e)), zap.String("run_id", run.ID), zap.String("kind", string(run.Kind)))
-	if err := p.s.Runs.RecordRun(ctx, run); err != nil {
-		log.Error("could not record the run start", zap.Error(err))
-	}
+	p.recordRuns(ctx, run)
 	log.Info("run started")
 	var rows uint64
 	var err error
@@ -391,9 +407,7 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	if out.Dead {
 		p.dead = err
 	}
-	if err := p.s.Runs.RecordRun(context.WithoutCancel(ctx), run); err != nil {
-		log.Error("could not record the run end", zap.Error(err))
-	}
+	p.ending = &run // stored with the next run's start, or at the end of the pass
 	fields := []zap.Field{zap.String("outcome", string(run.Status)), zap.Uint64("rows", run.Rows),
 		zap.Uint64("requests", run.Requests), zap.Uint64("rate_limit_waits", run.RateLimitWaits),
 		zap.Uint64("windows", run.Windows), zap.Duration("duration", run.FinishedAt.Sub(run.StartedAt))}
@@ -406,6 +420,43 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 		log.Error("run failed", append(fields, zap.String("error", run.Error))...)
 	}
 	return run
+}
+
+// recordRuns stores the outcome of the run that ended (if it is not stored
+// yet) and the start of the next, if any: in one write when the store can,
+// so a pass of n entities makes n+1 writes of sync_runs rather than 2n. The
+// outcome is stored before the next run's work starts, its start before its
+// work, as when each is a write of its own.
+func (p *pass) recordRuns(ctx context.Context, start ...Run) {
+	var runs []Run
+	if p.ending != nil {
+		runs = append(runs, *p.ending)
+		p.ending = nil
+	}
+	runs = append(runs, start...)
+	if len(runs) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // an outcome is stored however the pass ends
+	var err error
+	if rb, ok := p.s.Runs.(RunBatcher); ok {
+		err = rb.RecordRuns(ctx, runs...)
+	} else {
+		for _, r := range runs {
+			if err = p.s.Runs.RecordRun(ctx, r); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		for _, r := range runs {
+			what := "could not record the run end"
+			if r.Status == RunRunning {
+				what = "could not record the run start"
+			}
+			p.log.Error(what, zap.String("entity", string(r.Entity)), zap.String("run_id", r.ID), zap.Error(err))
+		}
+	}
 }
 
 // serverNow is impact.com's time, or the local clock before any response.

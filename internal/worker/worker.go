@@ -28,6 +28,16 @@ type Syncer interface {
 	SyncAccount(ctx context.Context, a syncer.Account, req syncer.Request) syncer.AccountResult
 }
 
+// Preparer is a Syncer that makes several accounts' passes ready at once
+// (*syncer.Syncer does): their locks taken and their state read in a query
+// each for all of them (syncer.Syncer.Prepare). RunOnce prepares the next
+// accounts while the current ones sync.
+type Preparer interface {
+	Prepare(ctx context.Context, accts []syncer.Account, req syncer.Request) []*syncer.Prepared
+	SyncPrepared(ctx context.Context, p *syncer.Prepared, req syncer.Request) syncer.AccountResult
+	Discard(p *syncer.Prepared)
+}
+
 // Accounts reads the registered accounts (load.AccountStore does). Account
 // returns syncer.ErrNotFound (wrapped) for an unknown id.
 type Accounts interface {
@@ -263,7 +273,8 @@ func (w *Worker) loop(acct syncer.Account, entities []syncer.Entity) {
 			w.release(acct.ID)
 			return
 		}
-		w.pass(w.work, acct, syncer.Request{Entities: entities, Kind: syncer.RunIncremental, Stop: w.stop})
+		req := syncer.Request{Entities: entities, Kind: syncer.RunIncremental, Stop: w.stop}
+		w.pass(w.work, acct, req, func(ctx context.Context) syncer.AccountResult { return w.cfg.Syncer.SyncAccount(ctx, acct, req) })
 		w.mu.Lock()
 		next := w.queued[acct.ID]
 		delete(w.queued, acct.ID)
@@ -319,9 +330,14 @@ func (w *Worker) acquire() bool {
 // RunOnce runs one pass per account now, at most Concurrency at a time, and
 // returns the results in the order of accts. It needs no Start. Cancelling
 // ctx stops the passes at once; req.Stop, when closed, at their window
-// boundary.
+// boundary. With a Preparer, the accounts are prepared a few at a time
+// ahead of their passes (see runPrepared).
 func (w *Worker) RunOnce(ctx context.Context, accts []syncer.Account, req syncer.Request) []syncer.AccountResult {
 	results := make([]syncer.AccountResult, len(accts))
+	if pr, ok := w.cfg.Syncer.(Preparer); ok && len(accts) > 1 {
+		w.runPrepared(ctx, pr, accts, req, results)
+		return results
+	}
 	var wg sync.WaitGroup
 	for i, acct := range accts {
 		wg.Go(func() {
@@ -331,16 +347,63 @@ func (w *Worker) RunOnce(ctx context.Context, accts []syncer.Account, req syncer
 				results[i] = syncer.AccountResult{Account: acct, Err: ctx.Err()}
 				return
 			}
-			results[i] = w.pass(ctx, acct, req)
+			results[i] = w.pass(ctx, acct, req, func(ctx context.Context) syncer.AccountResult {
+				return w.cfg.Syncer.SyncAccount(ctx, acct, req)
+			})
 		})
 	}
 	wg.Wait()
 	return results
 }
 
+// runPrepared is RunOnce with a Preparer: a goroutine prepares the accounts
+// in order, 2 × Concurrency at a time (one lease settle time and a query
+// per kind of state for all of them), while the prepared ones run; at most
+// that many wait prepared, holding their locks, so a lock is held a few
+// passes' time before its pass starts.
+func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Account, req syncer.Request, results []syncer.AccountResult) {
+	batch := 2 * cap(w.sem)
+	type item struct {
+		i int
+		p *syncer.Prepared
+	}
+	ready := make(chan item, batch)
+	go func() {
+		defer close(ready)
+		for start := 0; start < len(accts); start += batch {
+			if ctx.Err() != nil {
+				for i := start; i < len(accts); i++ {
+					results[i] = syncer.AccountResult{Account: accts[i], Err: ctx.Err()}
+				}
+				return
+			}
+			end := min(start+batch, len(accts))
+			for j, p := range pr.Prepare(ctx, accts[start:end], req) {
+				ready <- item{start + j, p}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for it := range ready {
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			pr.Discard(it.p)
+			results[it.i] = syncer.AccountResult{Account: it.p.Account, Err: ctx.Err()}
+			continue
+		}
+		wg.Go(func() {
+			results[it.i] = w.pass(ctx, it.p.Account, req, func(ctx context.Context) syncer.AccountResult {
+				return pr.SyncPrepared(ctx, it.p, req)
+			})
+		})
+	}
+	wg.Wait()
+}
+
 // pass runs one account pass with its slot held (released on return); a
 // panic is recorded as failed runs and never kills the worker.
-func (w *Worker) pass(ctx context.Context, acct syncer.Account, req syncer.Request) (res syncer.AccountResult) {
+func (w *Worker) pass(ctx context.Context, acct syncer.Account, req syncer.Request, run func(context.Context) syncer.AccountResult) (res syncer.AccountResult) {
 	defer func() { <-w.sem }()
 	defer func() {
 		r := recover()
@@ -366,7 +429,7 @@ func (w *Worker) pass(ctx context.Context, acct syncer.Account, req syncer.Reque
 			w.cfg.OnResult(res)
 		}
 	}()
-	res = w.cfg.Syncer.SyncAccount(ctx, acct, req)
+	res = run(ctx)
 	if w.cfg.OnResult != nil {
 		w.cfg.OnResult(res)
 	}
