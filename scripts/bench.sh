@@ -40,6 +40,7 @@
 # port] CH_PORT [19000] BENCH_ONLY [all; many: section 4 alone, printed and
 # written to bench/results/many.json] BENCH_SYNCER [bin/syncer: the syncer
 # binary section 4 times, e.g. one built from another commit for an A/B]
+# BENCH_MANY_DB [bench_many: section 4's database]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -370,6 +371,7 @@ kill "${PIDS[0]}" 2>/dev/null || true
 fi # sections 1 to 3
 
 # ---- 4: many accounts -----------------------------------------------------
+MANY_DB=${BENCH_MANY_DB:-bench_many}
 say "many accounts: $BENCH_ACCOUNTS accounts behind $BENCH_LATENCY of latency"
 jq -n --argjson n "$BENCH_ACCOUNTS" --arg tok "$TOKEN" '[range(1; $n + 1) as $i |
 	if $i % 5 == 0 then {sid: ("IRBenchManyP" + ($i | tostring)), token: $tok, persona: "partner", seed: $i, campaigns: 2, actions: 100, promo_codes: 5, history_days: 30}
@@ -377,15 +379,15 @@ jq -n --argjson n "$BENCH_ACCOUNTS" --arg tok "$TOKEN" '[range(1; $n + 1) as $i 
 	>"$W/many.json"
 start_sim many "$W/many.json"
 MANY=$SIM_URL MANY_PID=${PIDS[-1]}
-DBS+=(bench_many)
-ch -q "DROP DATABASE IF EXISTS bench_many"
-CLICKHOUSE_DATABASE=bench_many "$BENCH_SYNCER" migrate >>"$LOG" 2>&1 || die "migrate bench_many failed (see $LOG)"
-CLICKHOUSE_DATABASE=bench_many bin/benchbaseline seed -url "$MANY" -accounts "$W/many.json" -age "$BENCH_CYCLE_AGE" >"$W/seed.json" 2>>"$LOG" ||
+DBS+=($MANY_DB)
+ch -q "DROP DATABASE IF EXISTS $MANY_DB"
+CLICKHOUSE_DATABASE=$MANY_DB "$BENCH_SYNCER" migrate >>"$LOG" 2>&1 || die "migrate $MANY_DB failed (see $LOG)"
+CLICKHOUSE_DATABASE=$MANY_DB bin/benchbaseline seed -url "$MANY" -accounts "$W/many.json" -age "$BENCH_CYCLE_AGE" >"$W/seed.json" 2>>"$LOG" ||
 	die "seeding the accounts failed (see $LOG)"
 curl -fsS -X POST "$MANY/_sim/latency?d=$BENCH_LATENCY" >/dev/null
 LAT_S=$(calc "$(echo "$BENCH_LATENCY" | sed 's/ms$//') / 1000")
 before=$(sim_requests "$MANY")
-timed many-cycle env CLICKHOUSE_DATABASE=bench_many IMPACT_API_URL="$MANY" "$BENCH_SYNCER" sync
+timed many-cycle env CLICKHOUSE_DATABASE=$MANY_DB IMPACT_API_URL="$MANY" "$BENCH_SYNCER" sync
 MANY_REQS=$(($(sim_requests "$MANY") - before))
 MANY_T=$T_WALL
 MANY_RSS=$T_RSS

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -161,10 +162,12 @@ func (d *DB) connect(database string, maxOpen int) (driver.Conn, error) {
 		ClientInfo: clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{"impact-syncer", ""}}},
 		// No Settings: the driver would send them with every query, and
 		// 18.16 rejects any it does not know.
-		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-		DialTimeout:     d.opts.DialTimeout,
-		MaxOpenConns:    maxOpen,
-		MaxIdleConns:    min(maxOpen, 5),
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		DialTimeout:  d.opts.DialTimeout,
+		MaxOpenConns: maxOpen,
+		// Idle connections are kept: passes of many small accounts use
+		// several at once, and a new one costs a dial and a handshake.
+		MaxIdleConns:    maxOpen,
 		ConnMaxLifetime: time.Hour,
 	})
 	if err != nil {
@@ -306,3 +309,13 @@ func fromDateTime(t time.Time) time.Time {
 
 // quote quotes an identifier for ClickHouse SQL.
 func quote(name string) string { return "`" + name + "`" }
+
+// inList renders strings as the parenthesised list of an IN clause (the
+// driver binds a slice as an Array, which IN does not take on 18.16).
+func inList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = quoteString(v)
+	}
+	return "(" + strings.Join(q, ", ") + ")"
+}

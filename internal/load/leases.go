@@ -42,6 +42,9 @@ type Lease struct {
 type LeaseStore struct {
 	db  *DB
 	now func() time.Time
+	// releases gathers the Unlocks of concurrent passes into one read and
+	// one insert.
+	releases *groupCommit[Lease]
 	// Settle is how long Acquire waits between its insert and the confirming
 	// read (default 200ms).
 	Settle time.Duration
@@ -59,7 +62,38 @@ func NewLeaseStore(db *DB, now func() time.Time) *LeaseStore {
 	if now == nil {
 		now = db.now
 	}
-	return &LeaseStore{db: db, now: now, Settle: 200 * time.Millisecond, TTL: 2 * time.Minute}
+	s := &LeaseStore{db: db, now: now, Settle: 200 * time.Millisecond, TTL: 2 * time.Minute}
+	s.releases = newGroupCommit(s.releaseMany)
+	return s
+}
+
+// releaseMany is Release for several leases: one read, one insert.
+func (s *LeaseStore) releaseMany(ctx context.Context, ls []Lease) error {
+	ids := make([]string, len(ls))
+	for i, l := range ls {
+		ids[i] = l.AccountID
+	}
+	cur, err := s.currentOf(ctx, ids)
+	if err != nil {
+		return err
+	}
+	now := toDateTime(s.now())
+	var rows [][]any
+	for _, l := range ls {
+		c, found := cur[l.AccountID]
+		if !found || c.Holder != l.Holder {
+			continue
+		}
+		delete(cur, l.AccountID) // once, if listed twice
+		rows = append(rows, []any{l.AccountID, "", now, now, s.db.versions.After(c.version)})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := s.db.insertRows(ctx, defaultRetry, "account_leases", leaseInsertColumns, rows); err != nil {
+		return fmt.Errorf("release the leases of %d accounts: %w", len(rows), err)
+	}
+	return nil
 }
 
 var leaseInsertColumns = []string{"account_id", "holder", "acquired_at", "expires_at", "version"}
@@ -193,7 +227,7 @@ func (s *LeaseStore) settle(ctx context.Context) error {
 // without a row are absent.
 func (s *LeaseStore) currentOf(ctx context.Context, accountIDs []string) (map[string]Lease, error) {
 	rows, err := s.db.conn.Query(ctx,
-		"SELECT account_id, holder, acquired_at, expires_at, version FROM account_leases FINAL WHERE account_id IN (?)", accountIDs)
+		"SELECT account_id, holder, acquired_at, expires_at, version FROM account_leases FINAL WHERE account_id IN "+inList(accountIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read the leases of %d accounts: %w", len(accountIDs), describeTable(err, "account_leases"))
 	}
@@ -393,7 +427,7 @@ func (l *leaseLock) Unlock() {
 		l.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := l.s.Release(ctx, cur); err != nil {
+		if err := l.s.releases.do(ctx, cur); err != nil { // Release, with other passes' Unlocks
 			l.s.db.log.Warn("could not release the account lease", zap.String("account_id", cur.AccountID), zap.Error(err))
 		}
 	})

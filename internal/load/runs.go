@@ -84,7 +84,7 @@ func (s *RunStore) CloseAbandonedOf(ctx context.Context, accountIDs []string, re
 	}
 	rows, err := s.db.conn.Query(ctx,
 		"SELECT run_id, account_id, entity, kind, started_at, finished_at, status, `rows`, requests, rate_limit_waits, windows, error"+
-			" FROM sync_runs FINAL WHERE account_id IN (?) ORDER BY started_at DESC, run_id DESC, entity LIMIT 1000 BY account_id", accountIDs)
+			" FROM sync_runs FINAL WHERE account_id IN "+inList(accountIDs)+" ORDER BY started_at DESC, run_id DESC, entity LIMIT 1000 BY account_id")
 	if err != nil {
 		return nil, fmt.Errorf("read the running runs of %d accounts: %w", len(accountIDs), describeTable(err, "sync_runs"))
 	}

@@ -3,6 +3,8 @@ package load
 import (
 	"context"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
@@ -16,10 +18,27 @@ var _ syncer.StateStore = (*StateStore)(nil)
 // down, so a resumed scan re-reads at most one second.
 type StateStore struct {
 	db *DB
+
+	mu     sync.Mutex
+	floors map[floorKey]uint64 // read by WatermarksOf, until DropPrefetched
+
+	group *groupCommit[[]any] // SetWatermarks of concurrent passes, in one insert
+}
+
+// floorKey is the scope of a version floor of sync_state.
+type floorKey struct {
+	account string
+	entity  syncer.Entity
 }
 
 // NewStateStore returns a StateStore on db.
-func NewStateStore(db *DB) *StateStore { return &StateStore{db: db} }
+func NewStateStore(db *DB) *StateStore {
+	return &StateStore{db: db, floors: map[floorKey]uint64{}, group: newGroupCommit(func(ctx context.Context, rows [][]any) error {
+		return db.insertRows(ctx, defaultRetry, "sync_state", stateInsertColumns, rows)
+	})}
+}
+
+var stateInsertColumns = []string{"account_id", "entity", "campaign_id", "scan", "watermark", "updated_at", "version"}
 
 // Watermark returns the stored time and true, or the zero time and false.
 func (s *StateStore) Watermark(ctx context.Context, k syncer.WatermarkKey) (time.Time, bool, error) {
@@ -83,8 +102,10 @@ func (s *StateStore) Watermarks(ctx context.Context, accountID string, e syncer.
 }
 
 // SetWatermarks stores every mark in one insert: one part, so readers see
-// all of them or none. As SetWatermark, it writes versions above those
-// stored (read once per account and entity).
+// all of them or none (the insert may carry the marks other passes store
+// meanwhile: a group commit). As SetWatermark, it writes versions above
+// those stored (read once per account and entity, unless WatermarksOf read
+// them while the account's lock was held).
 func (s *StateStore) SetWatermarks(ctx context.Context, marks map[syncer.WatermarkKey]time.Time) error {
 	if len(marks) == 0 {
 		return nil
@@ -99,6 +120,13 @@ func (s *StateStore) SetWatermarks(ctx context.Context, marks map[syncer.Waterma
 		if _, ok := floors[sc]; ok {
 			continue
 		}
+		s.mu.Lock()
+		floor, known := s.floors[floorKey{k.AccountID, k.Entity}]
+		s.mu.Unlock()
+		if known { // read ahead by WatermarksOf, the account's lock held since
+			floors[sc] = floor
+			continue
+		}
 		floor, err := s.db.maxVersion(ctx, "sync_state", "account_id = ? AND entity = ?", k.AccountID, string(k.Entity))
 		if err != nil {
 			return fmt.Errorf("set %d watermarks: %w", len(marks), err)
@@ -111,9 +139,7 @@ func (s *StateStore) SetWatermarks(ctx context.Context, marks map[syncer.Waterma
 		v := s.db.versions.After(floors[scope{k.AccountID, k.Entity}])
 		rows = append(rows, []any{k.AccountID, string(k.Entity), k.CampaignID, k.Scan, toDateTime(t), updated, v})
 	}
-	err := s.db.insertRows(ctx, defaultRetry, "sync_state",
-		[]string{"account_id", "entity", "campaign_id", "scan", "watermark", "updated_at", "version"}, rows)
-	if err != nil {
+	if err := s.group.do(ctx, rows...); err != nil {
 		return fmt.Errorf("set %d watermarks: %w", len(marks), err)
 	}
 	return nil
@@ -144,24 +170,52 @@ func (s *StateStore) WatermarksOf(ctx context.Context, accountIDs []string, enti
 		names[i] = string(e)
 	}
 	rows, err := s.db.conn.Query(ctx,
-		"SELECT account_id, entity, campaign_id, scan, argMax(watermark, version) FROM sync_state"+
-			" WHERE account_id IN (?) AND entity IN (?) GROUP BY account_id, entity, campaign_id, scan",
-		accountIDs, names)
+		"SELECT account_id, entity, campaign_id, scan, argMax(watermark, version), max(version) FROM sync_state"+
+			" WHERE account_id IN "+inList(accountIDs)+" AND entity IN "+inList(names)+" GROUP BY account_id, entity, campaign_id, scan")
 	if err != nil {
 		return nil, fmt.Errorf("watermarks of %d accounts: %w", len(accountIDs), describeTable(err, "sync_state"))
 	}
 	defer rows.Close()
+	floors := map[floorKey]uint64{}
+	for _, id := range accountIDs {
+		for _, e := range entities {
+			floors[floorKey{id, e}] = 0
+		}
+	}
 	for rows.Next() {
 		var (
-			k      syncer.WatermarkKey
-			entity string
-			t      time.Time
+			k       syncer.WatermarkKey
+			entity  string
+			t       time.Time
+			version uint64
 		)
-		if err := rows.Scan(&k.AccountID, &entity, &k.CampaignID, &k.Scan, &t); err != nil {
+		if err := rows.Scan(&k.AccountID, &entity, &k.CampaignID, &k.Scan, &t, &version); err != nil {
 			return nil, err
 		}
 		k.Entity = syncer.Entity(entity)
 		out[k] = fromDateTime(t)
+		fk := floorKey{k.AccountID, k.Entity}
+		floors[fk] = max(floors[fk], version)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// the accounts' locks are held: nobody else writes their watermarks, so
+	// these floors hold for SetWatermarks until the locks are released
+	s.mu.Lock()
+	maps.Copy(s.floors, floors)
+	s.mu.Unlock()
+	return out, nil
+}
+
+// DropPrefetched forgets the version floors WatermarksOf read for the
+// account (its lock is about to be released).
+func (s *StateStore) DropPrefetched(accountID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.floors {
+		if k.account == accountID {
+			delete(s.floors, k)
+		}
+	}
 }

@@ -360,3 +360,101 @@ func TestLeaseLock(t *testing.T) {
 		t.Fatalf("after Unlock: holders %v", h)
 	}
 }
+
+// TestAcquireMany: the leases of several accounts in one acquire. An
+// account another holder has is refused with its holder while the others
+// are taken; the holder's own lease is extended; an expired lease is taken
+// over and its former holder's renewal fails; two holders acquiring
+// overlapping accounts at once never both win one; LockMany takes over the
+// lease of a holder HolderGone says is dead.
+func TestAcquireMany(t *testing.T) {
+	db := chtest.New(t)
+	ctx := t.Context()
+	clk := &clock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}
+	s := load.NewLeaseStore(db, clk.Now)
+	s.Settle = 10 * time.Millisecond
+
+	first, err := s.Acquire(ctx, "b", "other", 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, errs := s.AcquireMany(ctx, []string{"a", "b", "c"}, "me", 10*time.Minute)
+	var held *syncer.LockHeldError
+	if errs[0] != nil || errs[2] != nil || leases[0].Holder != "me" || leases[2].Holder != "me" {
+		t.Fatalf("free accounts: %+v %v", leases, errs)
+	}
+	if !errors.As(errs[1], &held) || held.Holder != "other" || held.AccountID != "b" || !held.Since.Equal(first.AcquiredAt) {
+		t.Fatalf("account held by another: %v; want *syncer.LockHeldError naming other", errs[1])
+	}
+	if !leases[0].ExpiresAt.Equal(clk.Now().Add(10*time.Minute)) || leases[1] != (load.Lease{}) {
+		t.Fatalf("leases %+v", leases)
+	}
+	if cur, _, _ := s.Current(ctx, "b"); cur.Holder != "other" {
+		t.Fatalf("the held lease changed: %+v", cur)
+	}
+
+	// the holder's own leases are extended, keeping their start
+	clk.Add(time.Minute)
+	again, errs := s.AcquireMany(ctx, []string{"a", "c"}, "me", 10*time.Minute)
+	if errs[0] != nil || errs[1] != nil || !again[0].AcquiredAt.Equal(leases[0].AcquiredAt) || !again[1].ExpiresAt.Equal(clk.Now().Add(10*time.Minute)) {
+		t.Fatalf("re-acquire: %+v %v", again, errs)
+	}
+
+	// other's lease of b expires: taken; other's renewal then fails
+	clk.Add(10 * time.Minute)
+	taken, errs := s.AcquireMany(ctx, []string{"b"}, "me", 10*time.Minute)
+	if errs[0] != nil || taken[0].Holder != "me" {
+		t.Fatalf("after expiry: %+v %v", taken, errs)
+	}
+	if _, err := s.Renew(ctx, first, 10*time.Minute); !errors.As(err, &held) || held.Holder != "me" {
+		t.Fatalf("renewal by the former holder: %v; want *syncer.LockHeldError naming me", err)
+	}
+
+	// two holders at once over overlapping accounts: each account has one winner
+	clk.Add(time.Hour)
+	ids := []string{"x1", "x2", "x3", "x4"}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := map[string][]string{}
+	for _, h := range []string{"w1", "w2"} {
+		wg.Go(func() {
+			st := load.NewLeaseStore(db, clk.Now)
+			st.Settle = 10 * time.Millisecond
+			_, errs := st.AcquireMany(ctx, ids, h, time.Minute)
+			mu.Lock()
+			defer mu.Unlock()
+			for i, err := range errs {
+				if err == nil {
+					won[ids[i]] = append(won[ids[i]], h)
+				} else if !errors.As(err, new(*syncer.LockHeldError)) {
+					t.Errorf("%s %s: %v", h, ids[i], err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if len(won[id]) != 1 {
+			t.Errorf("%s won by %v; want exactly one holder", id, won[id])
+		}
+	}
+
+	// LockMany: a dead holder's lease is taken over; the locks release
+	if _, err := s.Acquire(ctx, "d", "dead", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s.HolderGone = func(h string) bool { return h == "dead" }
+	locks, errs := s.LockMany(ctx, []string{"d", "e"}, "me")
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("LockMany: %v", errs)
+	}
+	if h, _ := s.Holders(ctx); h["d"] != "me" || h["e"] != "me" {
+		t.Fatalf("holders %v", h)
+	}
+	for _, lk := range locks {
+		lk.Unlock()
+	}
+	if h, _ := s.Holders(ctx); h["d"] != "" || h["e"] != "" {
+		t.Fatalf("after Unlock: holders %v", h)
+	}
+}

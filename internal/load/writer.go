@@ -63,7 +63,7 @@ func (w *Writer) WriteVersioned(ctx context.Context, accountID string, e syncer.
 		return nil
 	}
 	if isCatalog(e) {
-		return w.writeCatalog(ctx, accountID, tb, version, syncedAt, recs, false, nil)
+		return w.writeCatalog(ctx, accountID, tb, version, syncedAt, recs, false, nil, nil)
 	}
 	if err := validate(accountID, tb, recs); err != nil {
 		return err
@@ -117,7 +117,7 @@ func (w *Writer) RaiseVersionsOf(ctx context.Context, accountIDs []string, entit
 		if err != nil {
 			return err
 		}
-		floor, err := w.db.maxVersion(ctx, string(tb.Entity), "account_id IN (?)", accountIDs)
+		floor, err := w.db.maxVersion(ctx, string(tb.Entity), "account_id IN "+inList(accountIDs))
 		if err != nil {
 			return fmt.Errorf("%d accounts: %w", len(accountIDs), err)
 		}
@@ -379,6 +379,9 @@ func (d *DB) tableColumns(ctx context.Context, tableName string) (map[string]str
 // returning stay, with is_present = 0.
 type CatalogWriter struct {
 	w *Writer
+	// groups gathers the refreshes of concurrent passes into one insert
+	// per table.
+	groups map[syncer.Entity]*groupCommit[[]any]
 
 	mu       sync.Mutex
 	prefetch map[catalogKey]*catalogSnapshot // see PrefetchCatalog
@@ -398,7 +401,14 @@ type catalogSnapshot struct {
 
 // NewCatalogWriter returns a CatalogWriter on db.
 func NewCatalogWriter(db *DB) *CatalogWriter {
-	return &CatalogWriter{w: NewWriter(db), prefetch: map[catalogKey]*catalogSnapshot{}}
+	c := &CatalogWriter{w: NewWriter(db), prefetch: map[catalogKey]*catalogSnapshot{}, groups: map[syncer.Entity]*groupCommit[[]any]{}}
+	for _, e := range syncer.CatalogEntities {
+		cols := insertColumns(syncer.Tables[e], true)
+		c.groups[e] = newGroupCommit(func(ctx context.Context, rows [][]any) error {
+			return c.w.insert(ctx, string(e), cols, rows)
+		})
+	}
+	return c
 }
 
 var _ syncer.CatalogPrefetcher = (*CatalogWriter)(nil)
@@ -474,7 +484,7 @@ func (c *CatalogWriter) ReplaceCatalog(ctx context.Context, accountID string, e 
 	if !isCatalog(e) {
 		return fmt.Errorf("%s is not a catalog entity; use Write", e)
 	}
-	return c.w.writeCatalog(ctx, accountID, tb, 0, seenAt, recs, true, c.take(accountID, e))
+	return c.w.writeCatalog(ctx, accountID, tb, 0, seenAt, recs, true, c.take(accountID, e), c.groups[e])
 }
 
 type catalogState struct {
@@ -484,8 +494,9 @@ type catalogState struct {
 
 // writeCatalog upserts recs of a catalog entity. version 0 means: take one
 // above every version the account's rows have. snap, when not nil, is the
-// stored state read ahead (PrefetchCatalog).
-func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool, snap *catalogSnapshot) error {
+// stored state read ahead (PrefetchCatalog). group, when not nil, sends
+// rows that fit one insert together with other callers' (a group commit).
+func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool, snap *catalogSnapshot, group *groupCommit[[]any]) error {
 	if err := validate(accountID, tb, recs); err != nil {
 		return err
 	}
@@ -542,10 +553,16 @@ func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.
 	if len(rows) == 0 {
 		return nil
 	}
-	cols := insertColumns(tb, true)
-	for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
-		if err := w.insert(ctx, string(e), cols, chunk); err != nil {
-			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
+	if group != nil && len(rows) <= max(w.MaxBatchRows, 1) {
+		if err := group.do(ctx, rows...); err != nil {
+			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(rows), e, err)
+		}
+	} else {
+		cols := insertColumns(tb, true)
+		for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
+			if err := w.insert(ctx, string(e), cols, chunk); err != nil {
+				return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
+			}
 		}
 	}
 	w.db.log.Debug("catalog written", zap.String("account_id", accountID), zap.String("entity", string(e)),
@@ -611,8 +628,8 @@ func (d *DB) catalogStatesOf(ctx context.Context, tb *syncer.Table, accountIDs [
 	if k := keyColumn(tb); k != "" {
 		keyExpr = quote(k)
 	}
-	q := fmt.Sprintf("SELECT account_id, %s, first_seen_at, is_present, version FROM %s FINAL WHERE account_id IN (?)", keyExpr, quote(string(tb.Entity)))
-	rows, err := d.conn.Query(ctx, q, accountIDs)
+	q := fmt.Sprintf("SELECT account_id, %s, first_seen_at, is_present, version FROM %s FINAL WHERE account_id IN %s", keyExpr, quote(string(tb.Entity)), inList(accountIDs))
+	rows, err := d.conn.Query(ctx, q)
 	if err != nil {
 		return describeTable(err, string(tb.Entity))
 	}

@@ -22,9 +22,10 @@ type Prepared struct {
 	// raised: the versions were raised above the account's rows
 	// (VersionBatchRaiser), so the pass need not.
 	raised bool
-	// catalog: the catalog state was prefetched (CatalogPrefetcher), to be
-	// dropped when the pass ends.
-	catalog bool
+	// catalog, state: the catalog state or the watermarks were prefetched
+	// (CatalogPrefetcher, WatermarkPrefetcher), to be dropped when the pass
+	// ends.
+	catalog, state bool
 }
 
 // Prepare takes the locks of accts (with one call when the Locker is a
@@ -87,6 +88,7 @@ func (s *Syncer) Prepare(ctx context.Context, accts []Account, req Request) []*P
 			byAccount := map[string]*Prepared{}
 			for _, p := range out {
 				if p.err == nil {
+					p.state = true
 					p.marks = map[Entity]map[WatermarkKey]time.Time{}
 					for _, e := range activity {
 						p.marks[e] = map[WatermarkKey]time.Time{}
@@ -153,6 +155,12 @@ func (s *Syncer) Discard(p *Prepared) {
 }
 
 func (p *Prepared) release(s *Syncer) {
+	if p.state {
+		p.state = false
+		if wp, ok := s.State.(WatermarkPrefetcher); ok {
+			wp.DropPrefetched(p.Account.ID)
+		}
+	}
 	if p.catalog {
 		p.catalog = false
 		if cp, ok := s.Catalog.(CatalogPrefetcher); ok {

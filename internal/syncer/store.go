@@ -177,7 +177,12 @@ type RunBatcher interface {
 // accounts in one round trip (Syncer.Prepare). Errors as for StateStore.
 type WatermarkPrefetcher interface {
 	// WatermarksOf returns every stored watermark of the accounts' entities.
+	// The caller holds the accounts' locks: the store may rely on what it
+	// read (to write the account's watermarks without reading first) until
+	// DropPrefetched(accountID), which the caller calls before releasing
+	// the lock.
 	WatermarksOf(ctx context.Context, accountIDs []string, entities []Entity) (map[WatermarkKey]time.Time, error)
+	DropPrefetched(accountID string)
 }
 
 // VersionBatchRaiser is a VersionRaiser that raises the versions above

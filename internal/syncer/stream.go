@@ -73,7 +73,8 @@ const (
 //
 // After a commit, the watermarks whose rows are all in are stored: a
 // watermark is stored only after every row read before it was
-// acknowledged. A short run (lazy) ends its inserts only for size,
+// acknowledged. A short run (lazy) puts all its rows in one insert (the
+// parts are the same: one per month it touches) and ends it only for size,
 // idleness and close, and so commits once. After a failed insert nothing
 // more is committed and the pass ends (an interrupted write is retried by
 // reading again, see pass.activity).
@@ -287,7 +288,10 @@ func (sw *streamWriter) handle(it streamItem) error {
 	switch {
 	case it.recs != nil:
 		for _, r := range it.recs {
-			m := ld.month(r)
+			m := int64(0) // a short run's rows go in one insert: ClickHouse still writes a part per month
+			if !ld.lazy {
+				m = ld.month(r)
+			}
 			o := sw.open[m]
 			if o == nil && len(sw.open) >= maxOpenInserts {
 				first := true
