@@ -176,8 +176,9 @@ func (d *Data) IDs(accountID string, e syncer.Entity) []string {
 
 // State is an in-memory syncer.StateStore and syncer.WatermarkBatcher.
 type State struct {
-	mu sync.Mutex
-	m  map[syncer.WatermarkKey]time.Time
+	mu         sync.Mutex
+	m          map[syncer.WatermarkKey]time.Time
+	prefetched []string
 }
 
 var (
@@ -223,6 +224,37 @@ func (s *State) SetWatermarks(ctx context.Context, marks map[syncer.WatermarkKey
 	return nil
 }
 
+var _ syncer.WatermarkPrefetcher = (*State)(nil)
+
+func (s *State) WatermarksOf(_ context.Context, accountIDs []string, entities []syncer.Entity) (map[syncer.WatermarkKey]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[syncer.WatermarkKey]time.Time{}
+	for k, t := range s.m {
+		if slices.Contains(accountIDs, k.AccountID) && slices.Contains(entities, k.Entity) {
+			out[k] = t
+		}
+	}
+	s.prefetched = append(s.prefetched, accountIDs...)
+	return out, nil
+}
+
+func (s *State) DropPrefetched(accountID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.prefetched, accountID); i >= 0 {
+		s.prefetched = slices.Delete(s.prefetched, i, i+1)
+	}
+}
+
+// Prefetched returns the accounts whose watermarks were read ahead
+// (WatermarksOf) and not dropped since.
+func (s *State) Prefetched() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.prefetched)
+}
+
 // All returns a copy of every watermark.
 func (s *State) All() map[syncer.WatermarkKey]time.Time {
 	s.mu.Lock()
@@ -232,16 +264,51 @@ func (s *State) All() map[syncer.WatermarkKey]time.Time {
 
 // Runs is an in-memory syncer.RunStore: the latest row per run id.
 type Runs struct {
-	mu    sync.Mutex
-	order []string
-	m     map[string]syncer.Run
+	mu     sync.Mutex
+	order  []string
+	m      map[string]syncer.Run
+	writes int
 }
 
-var _ syncer.RunStore = (*Runs)(nil)
+var (
+	_ syncer.RunStore   = (*Runs)(nil)
+	_ syncer.RunBatcher = (*Runs)(nil)
+)
 
-func (s *Runs) RecordRun(_ context.Context, r syncer.Run) error {
+func (s *Runs) RecordRun(ctx context.Context, r syncer.Run) error {
+	return s.RecordRuns(ctx, r)
+}
+
+func (s *Runs) RecordRuns(_ context.Context, runs ...syncer.Run) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writes++
+	for _, r := range runs {
+		s.record(r)
+	}
+	return nil
+}
+
+func (s *Runs) CloseAbandonedOf(ctx context.Context, accountIDs []string, reason string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, id := range accountIDs {
+		n, err := s.CloseAbandoned(ctx, id, reason)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, nil
+}
+
+// Writes returns how many writes (RecordRun, RecordRuns) were made.
+func (s *Runs) Writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
+}
+
+func (s *Runs) record(r syncer.Run) {
 	if s.m == nil {
 		s.m = map[string]syncer.Run{}
 	}
@@ -249,7 +316,6 @@ func (s *Runs) RecordRun(_ context.Context, r syncer.Run) error {
 		s.order = append(s.order, r.ID)
 	}
 	s.m[r.ID] = r
-	return nil
 }
 
 func (s *Runs) CloseAbandoned(_ context.Context, accountID, reason string) (int, error) {
@@ -280,8 +346,9 @@ func (s *Runs) All() []syncer.Run {
 // Locker is an in-memory syncer.Locker: one holder per account. Lose
 // takes a held lock away, as a lost lease or keeper session would.
 type Locker struct {
-	mu    sync.Mutex
-	locks map[string]*lock
+	mu      sync.Mutex
+	locks   map[string]*lock
+	batches int
 }
 
 var _ syncer.Locker = (*Locker)(nil)
@@ -316,6 +383,35 @@ func (l *Locker) Lock(_ context.Context, accountID, holder string) (syncer.Lock,
 	k := &lock{l: l, accountID: accountID, holder: holder, lost: make(chan struct{})}
 	l.locks[accountID] = k
 	return k, nil
+}
+
+var _ syncer.BatchLocker = (*Locker)(nil)
+
+// LockMany is Lock for each account; Batches counts its calls.
+func (l *Locker) LockMany(ctx context.Context, accountIDs []string, holder string) ([]syncer.Lock, []error) {
+	l.mu.Lock()
+	l.batches++
+	l.mu.Unlock()
+	locks, errs := make([]syncer.Lock, len(accountIDs)), make([]error, len(accountIDs))
+	for i, id := range accountIDs {
+		locks[i], errs[i] = l.Lock(ctx, id, holder)
+	}
+	return locks, errs
+}
+
+// Batches returns how many times LockMany was called.
+func (l *Locker) Batches() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.batches
+}
+
+// Held reports whether the account's lock is held.
+func (l *Locker) Held(accountID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.locks[accountID]
+	return ok
 }
 
 // Lose closes the Lost channel of the account's lock, if it is held, and

@@ -385,9 +385,19 @@ func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Ac
 	}()
 	var wg sync.WaitGroup
 	for it := range ready {
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
+		slot := false
+		if ctx.Err() == nil {
+			select {
+			case w.sem <- struct{}{}:
+				slot = true
+			case <-ctx.Done():
+			}
+		}
+		if slot && ctx.Err() != nil { // both were ready: do not start a pass after the end
+			<-w.sem
+			slot = false
+		}
+		if !slot {
 			pr.Discard(it.p)
 			results[it.i] = syncer.AccountResult{Account: it.p.Account, Err: ctx.Err()}
 			continue

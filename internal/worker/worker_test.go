@@ -366,3 +366,96 @@ func TestShareLimitsTheTick(t *testing.T) {
 		}
 	})
 }
+
+// fakePreparer is a Preparer over a fakeSyncer: it records the batches
+// prepared, and which prepared accounts ran or were discarded.
+type fakePreparer struct {
+	*fakeSyncer
+	mu        sync.Mutex
+	batches   [][]string
+	ran       []string
+	discarded []string
+	prepared  map[*syncer.Prepared]bool
+}
+
+func (f *fakePreparer) Prepare(_ context.Context, accts []syncer.Account, _ syncer.Request) []*syncer.Prepared {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	var out []*syncer.Prepared
+	for _, a := range accts {
+		ids = append(ids, a.ID)
+		p := &syncer.Prepared{Account: a}
+		f.prepared[p] = true
+		out = append(out, p)
+	}
+	f.batches = append(f.batches, ids)
+	return out
+}
+
+func (f *fakePreparer) take(p *syncer.Prepared, into *[]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.prepared[p] {
+		panic("a prepared account used twice or never prepared: " + p.Account.ID)
+	}
+	delete(f.prepared, p)
+	*into = append(*into, p.Account.ID)
+}
+
+func (f *fakePreparer) SyncPrepared(ctx context.Context, p *syncer.Prepared, req syncer.Request) syncer.AccountResult {
+	f.take(p, &f.ran)
+	return f.SyncAccount(ctx, p.Account, req)
+}
+
+func (f *fakePreparer) Discard(p *syncer.Prepared) { f.take(p, &f.discarded) }
+
+// TestRunOncePreparesAheadInBatches: with a Preparer, RunOnce prepares the
+// accounts in order, 2 × Concurrency at a time, runs each prepared account
+// once within the concurrency limit and returns the results in order; when
+// the context ends, the accounts prepared but not started are discarded
+// (their locks released) and the rest are not prepared.
+func TestRunOncePreparesAheadInBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ids []string
+		for i := range 10 {
+			ids = append(ids, fmt.Sprintf("acct-%d", i))
+		}
+		fs := newFakeSyncer()
+		fp := &fakePreparer{fakeSyncer: fs, prepared: map[*syncer.Prepared]bool{}}
+		w, err := New(Config{Syncer: fp, Accounts: &fakeAccounts{accounts(ids...)}, Runs: &fakeRuns{}, Concurrency: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := w.RunOnce(t.Context(), accounts(ids...), syncer.Request{Entities: syncer.ActivityEntities})
+		for i, got := range res {
+			if got.Account.ID != ids[i] || got.Err != nil {
+				t.Errorf("result %d: %+v", i, got)
+			}
+		}
+		if want := fmt.Sprint([][]string{ids[:4], ids[4:8], ids[8:]}); fmt.Sprint(fp.batches) != want {
+			t.Errorf("batches %v; want %s", fp.batches, want)
+		}
+		if fs.max != 2 || len(fp.ran) != 10 || len(fp.prepared) != 0 || len(fs.overlaps) != 0 {
+			t.Errorf("%d at once (want 2), %d ran, %d left prepared, overlaps %v", fs.max, len(fp.ran), len(fp.prepared), fs.overlaps)
+		}
+
+		// cancelled after the first passes started
+		fp.batches, fp.ran = nil, nil
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(500*time.Millisecond, cancel)
+		res = w.RunOnce(ctx, accounts(ids...), syncer.Request{Entities: syncer.ActivityEntities})
+		synctest.Wait()
+		if len(fp.prepared) != 0 {
+			t.Errorf("%d prepared accounts neither ran nor were discarded", len(fp.prepared))
+		}
+		if len(fp.ran) != 2 || len(fp.discarded) == 0 {
+			t.Errorf("ran %v, discarded %v; want the first two run and the prepared rest discarded", fp.ran, fp.discarded)
+		}
+		for i, got := range res {
+			if !errors.Is(got.Err, context.Canceled) || got.Account.ID != ids[i] {
+				t.Errorf("result %d after cancel: %+v", i, got)
+			}
+		}
+	})
+}
