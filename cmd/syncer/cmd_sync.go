@@ -65,7 +65,8 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
-	a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", a.db.Statements()))
+	n, wait := a.db.Statements()
+	a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", n), zap.Duration("clickhouse_wait", wait))
 	if *asJSON {
 		return reportJSON(stdout, results, skipped)
 	}

@@ -69,7 +69,7 @@ type DB struct {
 	now      func() time.Time
 	versions versionClock
 	// statements counts what is sent to ClickHouse (see Statements).
-	statements atomic.Int64
+	statements statementCounter
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -134,7 +134,7 @@ func Open(ctx context.Context, opts Options, log *zap.Logger) (*DB, error) {
 	if d.conn, err = d.connect(opts.Database, 24); err != nil {
 		return nil, err
 	}
-	d.conn = countingConn{Conn: d.conn, n: &d.statements}
+	d.conn = countingConn{Conn: d.conn, c: &d.statements}
 	log.Info("clickhouse connected",
 		zap.Strings("addrs", opts.Addrs),
 		zap.String("database", opts.Database),

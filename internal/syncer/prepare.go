@@ -11,7 +11,7 @@ import (
 
 // Prepared is an account's pass made ready ahead of it by Prepare: its lock
 // is taken and what the pass reads first was read for many accounts in one
-// query each. Hand it to SyncPrepared, or to Discard; it is used once.
+// query each. Run it with SyncPrepared (once), then Release it.
 type Prepared struct {
 	Account Account
 	lock    Lock  // nil without a Locker, or when err is set
@@ -149,12 +149,10 @@ func (s *Syncer) closeAbandoned(ctx context.Context, ids []string) {
 	}
 }
 
-// Discard releases a prepared account that will not run.
-func (s *Syncer) Discard(p *Prepared) {
-	p.release(s)
-}
-
-func (p *Prepared) release(s *Syncer) {
+// Release releases a prepared account's lock and what was read ahead for
+// it: after its pass (SyncPrepared), or instead of it. Calling it again does
+// nothing.
+func (s *Syncer) Release(p *Prepared) {
 	if p.state {
 		p.state = false
 		if wp, ok := s.State.(WatermarkPrefetcher); ok {
@@ -173,12 +171,12 @@ func (p *Prepared) release(s *Syncer) {
 	}
 }
 
-// SyncPrepared runs the pass Prepare made ready, as SyncAccount runs one,
-// and releases the account's lock at its end.
+// SyncPrepared runs the pass Prepare made ready, as SyncAccount runs one.
+// The account's lock stays held until Release, so that a caller with
+// passes waiting can start the next one first.
 func (s *Syncer) SyncPrepared(ctx context.Context, p *Prepared, req Request) AccountResult {
 	if p.err != nil {
 		return AccountResult{Account: p.Account, Err: p.err}
 	}
-	defer p.release(s)
 	return s.sync(ctx, p, req)
 }

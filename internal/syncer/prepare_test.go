@@ -64,6 +64,10 @@ func TestPreparedPassesAreThePassesOfSyncAccount(t *testing.T) {
 			if res.Failed() || len(res.Runs) != len(syncer.AllEntities) {
 				t.Fatalf("round %d: prepared pass of %s: %+v", round, as[i].ID, res)
 			}
+			if !env.Locker.Held(as[i].ID) {
+				t.Errorf("round %d: %s unlocked before Release", round, as[i].ID)
+			}
+			env.Syncer.Release(p)
 			if env.Locker.Held(as[i].ID) {
 				t.Errorf("round %d: %s still locked after its pass", round, as[i].ID)
 			}
@@ -72,6 +76,7 @@ func TestPreparedPassesAreThePassesOfSyncAccount(t *testing.T) {
 			t.Errorf("round %d: %d writes of run rows for two passes; want %d", round, got, want)
 		}
 		res := env.Syncer.SyncPrepared(t.Context(), ps[2], req)
+		env.Syncer.Release(ps[2])
 		var held *syncer.LockHeldError
 		if !errors.As(res.Err, &held) || held.Holder != "cli@host" || len(res.Runs) != 0 {
 			t.Fatalf("round %d: account held elsewhere: %+v; want its holder's error", round, res)
@@ -104,8 +109,8 @@ func TestPreparedPassesAreThePassesOfSyncAccount(t *testing.T) {
 	if !env.Locker.Held("acct2") {
 		t.Fatal("Prepare did not lock acct2")
 	}
-	env.Syncer.Discard(ps[0])
+	env.Syncer.Release(ps[0])
 	if env.Locker.Held("acct2") || len(env.State.Prefetched()) != 0 {
-		t.Fatalf("Discard left the lock held (%v) or the read-ahead (%v)", env.Locker.Held("acct2"), env.State.Prefetched())
+		t.Fatalf("Release left the lock held (%v) or the read-ahead (%v)", env.Locker.Held("acct2"), env.State.Prefetched())
 	}
 }

@@ -35,7 +35,7 @@ type Syncer interface {
 type Preparer interface {
 	Prepare(ctx context.Context, accts []syncer.Account, req syncer.Request) []*syncer.Prepared
 	SyncPrepared(ctx context.Context, p *syncer.Prepared, req syncer.Request) syncer.AccountResult
-	Discard(p *syncer.Prepared)
+	Release(p *syncer.Prepared)
 }
 
 // Accounts reads the registered accounts (load.AccountStore does). Account
@@ -360,7 +360,8 @@ func (w *Worker) RunOnce(ctx context.Context, accts []syncer.Account, req syncer
 // in order, 2 × Concurrency at a time (one lease settle time and a query
 // per kind of state for all of them), while the prepared ones run; at most
 // that many wait prepared, holding their locks, so a lock is held a few
-// passes' time before its pass starts.
+// passes' time before its pass starts. A pass's lock is released once its
+// slot is free (RunOnce returns after every release).
 func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Account, req syncer.Request, results []syncer.AccountResult) {
 	batch := 2 * cap(w.sem)
 	type item struct {
@@ -398,7 +399,7 @@ func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Ac
 			slot = false
 		}
 		if !slot {
-			pr.Discard(it.p)
+			pr.Release(it.p)
 			results[it.i] = syncer.AccountResult{Account: it.p.Account, Err: ctx.Err()}
 			continue
 		}
@@ -406,6 +407,7 @@ func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Ac
 			results[it.i] = w.pass(ctx, it.p.Account, req, func(ctx context.Context) syncer.AccountResult {
 				return pr.SyncPrepared(ctx, it.p, req)
 			})
+			pr.Release(it.p) // the slot is free already: the next pass need not wait for this
 		})
 	}
 	wg.Wait()

@@ -374,6 +374,7 @@ type fakePreparer struct {
 	mu        sync.Mutex
 	batches   [][]string
 	ran       []string
+	released  []string
 	discarded []string
 	prepared  map[*syncer.Prepared]bool
 }
@@ -393,22 +394,32 @@ func (f *fakePreparer) Prepare(_ context.Context, accts []syncer.Account, _ sync
 	return out
 }
 
-func (f *fakePreparer) take(p *syncer.Prepared, into *[]string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.prepared[p] {
-		panic("a prepared account used twice or never prepared: " + p.Account.ID)
-	}
-	delete(f.prepared, p)
-	*into = append(*into, p.Account.ID)
-}
-
 func (f *fakePreparer) SyncPrepared(ctx context.Context, p *syncer.Prepared, req syncer.Request) syncer.AccountResult {
-	f.take(p, &f.ran)
+	f.mu.Lock()
+	if !f.prepared[p] {
+		panic("a prepared account run twice or never prepared: " + p.Account.ID)
+	}
+	f.prepared[p] = false // ran; to be released
+	f.ran = append(f.ran, p.Account.ID)
+	f.mu.Unlock()
 	return f.SyncAccount(ctx, p.Account, req)
 }
 
-func (f *fakePreparer) Discard(p *syncer.Prepared) { f.take(p, &f.discarded) }
+// Release records a release after the pass, or a discard instead of it.
+func (f *fakePreparer) Release(p *syncer.Prepared) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ran, ok := f.prepared[p]
+	if !ok {
+		panic("a prepared account released twice or never prepared: " + p.Account.ID)
+	}
+	delete(f.prepared, p)
+	if ran {
+		f.discarded = append(f.discarded, p.Account.ID)
+	} else {
+		f.released = append(f.released, p.Account.ID)
+	}
+}
 
 // TestRunOncePreparesAheadInBatches: with a Preparer, RunOnce prepares the
 // accounts in order, 2 × Concurrency at a time, runs each prepared account
@@ -436,12 +447,12 @@ func TestRunOncePreparesAheadInBatches(t *testing.T) {
 		if want := fmt.Sprint([][]string{ids[:4], ids[4:8], ids[8:]}); fmt.Sprint(fp.batches) != want {
 			t.Errorf("batches %v; want %s", fp.batches, want)
 		}
-		if fs.max != 2 || len(fp.ran) != 10 || len(fp.prepared) != 0 || len(fs.overlaps) != 0 {
-			t.Errorf("%d at once (want 2), %d ran, %d left prepared, overlaps %v", fs.max, len(fp.ran), len(fp.prepared), fs.overlaps)
+		if fs.max != 2 || len(fp.ran) != 10 || len(fp.released) != 10 || len(fp.prepared) != 0 || len(fs.overlaps) != 0 {
+			t.Errorf("%d at once (want 2), %d ran, %d released, %d left prepared, overlaps %v", fs.max, len(fp.ran), len(fp.released), len(fp.prepared), fs.overlaps)
 		}
 
 		// cancelled after the first passes started
-		fp.batches, fp.ran = nil, nil
+		fp.batches, fp.ran, fp.released = nil, nil, nil
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(500*time.Millisecond, cancel)
 		res = w.RunOnce(ctx, accounts(ids...), syncer.Request{Entities: syncer.ActivityEntities})
@@ -449,7 +460,7 @@ func TestRunOncePreparesAheadInBatches(t *testing.T) {
 		if len(fp.prepared) != 0 {
 			t.Errorf("%d prepared accounts neither ran nor were discarded", len(fp.prepared))
 		}
-		if len(fp.ran) != 2 || len(fp.discarded) == 0 {
+		if len(fp.ran) != 2 || len(fp.released) != 2 || len(fp.discarded) == 0 {
 			t.Errorf("ran %v, discarded %v; want the first two run and the prepared rest discarded", fp.ran, fp.discarded)
 		}
 		for i, got := range res {
