@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
@@ -124,10 +125,17 @@ func streamError(accountID string, e syncer.Entity, rows int, err error) error {
 
 var _ syncer.PartMerger = (*Writer)(nil)
 
+// mergeTimeout bounds one month's OPTIMIZE: merging is for readers, and a
+// server that takes longer leaves the rest to its background merges.
+const mergeTimeout = 2 * time.Minute
+
 // MergeMonths merges the active parts of each given partition month of e's
 // table that has more than one into one (OPTIMIZE … PARTITION … FINAL,
 // which on a plain MergeTree returns once the merge is done). The merge
-// rewrites the whole month, every account's rows of it.
+// rewrites the whole month, every account's rows of it. On a replicated
+// table the merge is only queued (replication_alter_partitions_sync = 0):
+// waiting for it would wait on every replica, and a dead one holds the
+// OPTIMIZE indefinitely. One month's merge gives up after mergeTimeout.
 func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time.Time) error {
 	if _, err := table(e); err != nil {
 		return err
@@ -161,9 +169,21 @@ func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time
 		if !partitionID.MatchString(id) {
 			return fmt.Errorf("unexpected partition id %q of %s", id, e)
 		}
-		if err := w.db.conn.Exec(ctx, "OPTIMIZE TABLE "+quote(string(e))+" PARTITION ID '"+id+"' FINAL"); err != nil {
-			return fmt.Errorf("merging %s partition %s: %w", e, id, describeTable(err, string(e)))
+		if err := w.mergeMonth(ctx, e, id); err != nil {
+			return fmt.Errorf("merging %s partition %s: %w", e, id, err)
 		}
+	}
+	return nil
+}
+
+func (w *Writer) mergeMonth(ctx context.Context, e syncer.Entity, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, mergeTimeout)
+	defer cancel()
+	if w.db.layout.Cluster != "" {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"replication_alter_partitions_sync": 0}))
+	}
+	if err := w.db.conn.Exec(ctx, "OPTIMIZE TABLE "+quote(string(e))+" PARTITION ID '"+id+"' FINAL"); err != nil {
+		return describeTable(err, string(e))
 	}
 	return nil
 }
