@@ -170,7 +170,8 @@ func (p *pass) mergeParts(ctx context.Context, e Entity, ld sink, lazy bool, log
 		ts[i] = time.Date(int(m/12), time.Month(m%12+1), 1, 0, 0, 0, 0, time.UTC)
 	}
 	start := time.Now()
-	if err := pm.MergeMonths(ctx, e, ts); err != nil {
+	merged, err := pm.MergeMonths(ctx, e, ts)
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -180,8 +181,10 @@ func (p *pass) mergeParts(ctx context.Context, e Entity, ld sink, lazy bool, log
 			zap.Int("months", len(ts)), zap.Int("inserts", inserts), zap.Duration("took", time.Since(start)), zap.Error(err))
 		return nil
 	}
-	log.Info("merged the parts of the months written", zap.Int("months", len(ts)), zap.Int("inserts", inserts),
-		zap.Duration("took", time.Since(start)))
+	if merged > 0 {
+		log.Info("merged the parts of the months written", zap.Int("months", merged), zap.Int("inserts", inserts),
+			zap.Duration("took", time.Since(start)))
+	}
 	return nil
 }
 
