@@ -432,9 +432,11 @@ func fsMigrations() ([]string, error) {
 }
 
 // clusterAckLost: the proxy of the fault suite in front of replica 1 lets
-// inserts reach the server and drops their acknowledgements; the retried
-// blocks are deduplicated by the replicated tables, and both replicas equal
-// the truth.
+// inserts reach the server and drops their acknowledgements; the blocks the
+// syncer sends again whole (catalog, sync_state, sync_runs) are deduplicated
+// by the replicated tables; a streamed insert of actions or action updates
+// is not kept, so its rows are read again and written with a later version
+// (FINAL shows one copy); both replicas equal the truth.
 func clusterAckLost(t *testing.T, c *testCluster) {
 	const database = "cluster_acklost"
 	const id, sid = "acklost", "IRCLUSTERACK00000000000000000001"
@@ -456,8 +458,9 @@ func clusterAckLost(t *testing.T, c *testCluster) {
 	}
 	requireAllSucceeded(t, newRuns(t, f.db, id, before), "the sync whose acknowledgements were lost")
 	dup := duplicatedBlocks(t, nodes[0]) - dupBefore
-	if dup < uint64(len(tables)) {
-		t.Errorf("replica 1 deduplicated %d retried blocks, want at least %d (one per dropped acknowledgement)", dup, len(tables))
+	resent := uint64(len(tables) - 2) // all but actions and action_updates
+	if dup < resent {
+		t.Errorf("replica 1 deduplicated %d retried blocks, want at least %d (one per dropped acknowledgement of a block sent again whole)", dup, resent)
 	}
 	t.Logf("observed: %d acknowledgements dropped, %d retried blocks deduplicated by the replicated tables", len(tables), dup)
 	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.CompanyInformation, syncer.Campaigns, syncer.PromoCodes, syncer.Actions, syncer.ActionUpdates)

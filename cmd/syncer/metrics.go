@@ -345,6 +345,8 @@ func (w *watermarkLag) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+var _ syncer.StreamWriter = meteredWriter{}
+
 // meteredWriter counts entity rows as ClickHouse acknowledges each insert,
 // and times the inserts. Embedding keeps the load.Writer's other methods
 // (RaiseVersions), which the sync pass looks for.
@@ -358,6 +360,33 @@ func (w meteredWriter) Write(ctx context.Context, accountID string, e syncer.Ent
 	err := w.Writer.Write(ctx, accountID, e, recs)
 	if err == nil {
 		w.m.committed(accountID, e, len(recs), time.Since(start))
+	}
+	return err
+}
+
+// OpenInsert meters a streamed insert: its rows count once ClickHouse
+// acknowledged them (at Commit), timed from the insert's opening.
+func (w meteredWriter) OpenInsert(ctx context.Context, accountID string, e syncer.Entity) (syncer.Insert, error) {
+	ins, err := w.Writer.OpenInsert(ctx, accountID, e)
+	if err != nil {
+		return nil, err
+	}
+	return &meteredInsert{Insert: ins, m: w.m, accountID: accountID, entity: e, start: time.Now()}, nil
+}
+
+// meteredInsert is a syncer.Insert whose Commit counts its rows.
+type meteredInsert struct {
+	syncer.Insert
+	m         *metrics
+	accountID string
+	entity    syncer.Entity
+	start     time.Time
+}
+
+func (i *meteredInsert) Commit() error {
+	err := i.Insert.Commit()
+	if err == nil {
+		i.m.committed(i.accountID, i.entity, i.Rows(), time.Since(i.start))
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
@@ -124,16 +125,40 @@ func streamError(accountID string, e syncer.Entity, rows int, err error) error {
 
 var _ syncer.PartMerger = (*Writer)(nil)
 
+// mergeTimeout bounds one month's OPTIMIZE: merging is for readers, and a
+// server that takes longer leaves the rest to its background merges.
+const mergeTimeout = 2 * time.Minute
+
+// partBudget is how many active parts a table may hold before MergeMonths
+// merges. A FINAL read on 18.16 opens every part of the table at once, with
+// a read buffer (max_read_buffer_size, 1 MiB) per column of each: 60 parts
+// of the ~50 columns of actions come to about 3 GiB, under the 4 GB
+// max_memory_usage of the project's test server and the 10 GB default.
+const partBudget = 60
+
 // MergeMonths merges the active parts of each given partition month of e's
 // table that has more than one into one (OPTIMIZE … PARTITION … FINAL,
-// which on a plain MergeTree returns once the merge is done). The merge
-// rewrites the whole month, every account's rows of it.
-func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time.Time) error {
+// which on a plain MergeTree returns once the merge is done), when the table
+// holds more than partBudget active parts; under it, ClickHouse's background
+// merges are left to do it. The merge rewrites the whole month, every
+// account's rows of it. On a replicated table the merge is only queued
+// (replication_alter_partitions_sync = 0): waiting for it would wait on
+// every replica, and a dead one holds the OPTIMIZE indefinitely. One
+// month's merge gives up after mergeTimeout.
+func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time.Time) (int, error) {
 	if _, err := table(e); err != nil {
-		return err
+		return 0, err
 	}
 	if len(months) == 0 {
-		return nil
+		return 0, nil
+	}
+	var total uint64
+	if err := w.db.conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = ? AND active",
+		w.db.opts.Database, string(e)).Scan(&total); err != nil {
+		return 0, describeTable(err, string(e))
+	}
+	if total <= partBudget {
+		return 0, nil
 	}
 	ids := make([]string, len(months))
 	for i, m := range months {
@@ -142,28 +167,40 @@ func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time
 	rows, err := w.db.conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = ? AND table = ? AND active AND partition_id IN ("+
 		strings.Join(ids, ", ")+") GROUP BY partition_id HAVING count() > 1 ORDER BY partition_id", w.db.opts.Database, string(e))
 	if err != nil {
-		return describeTable(err, string(e))
+		return 0, describeTable(err, string(e))
 	}
 	var merge []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return err
+			return 0, err
 		}
 		merge = append(merge, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	for _, id := range merge {
+	for i, id := range merge {
 		if !partitionID.MatchString(id) {
-			return fmt.Errorf("unexpected partition id %q of %s", id, e)
+			return 0, fmt.Errorf("unexpected partition id %q of %s", id, e)
 		}
-		if err := w.db.conn.Exec(ctx, "OPTIMIZE TABLE "+quote(string(e))+" PARTITION ID '"+id+"' FINAL"); err != nil {
-			return fmt.Errorf("merging %s partition %s: %w", e, id, describeTable(err, string(e)))
+		if err := w.mergeMonth(ctx, e, id); err != nil {
+			return i, fmt.Errorf("merging %s partition %s: %w", e, id, err)
 		}
+	}
+	return len(merge), nil
+}
+
+func (w *Writer) mergeMonth(ctx context.Context, e syncer.Entity, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, mergeTimeout)
+	defer cancel()
+	if w.db.layout.Cluster != "" {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"replication_alter_partitions_sync": 0}))
+	}
+	if err := w.db.conn.Exec(ctx, "OPTIMIZE TABLE "+quote(string(e))+" PARTITION ID '"+id+"' FINAL"); err != nil {
+		return describeTable(err, string(e))
 	}
 	return nil
 }

@@ -176,11 +176,21 @@ func (p *pass) mergeParts(ctx context.Context, e Entity, ld sink, lazy bool, log
 		ts[i] = time.Date(int(m/12), time.Month(m%12+1), 1, 0, 0, 0, 0, time.UTC)
 	}
 	start := time.Now()
-	if err := pm.MergeMonths(ctx, e, ts); err != nil {
-		return fmt.Errorf("merging the parts of the %d months written: %w", len(ts), err)
+	merged, err := pm.MergeMonths(ctx, e, ts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Every row is stored and every watermark with it: merging only
+		// spares readers the parts, and ClickHouse merges in the background.
+		log.Warn("merging the parts of the months written failed; the rows are stored and ClickHouse merges them in the background",
+			zap.Int("months", len(ts)), zap.Int("inserts", inserts), zap.Duration("took", time.Since(start)), zap.Error(err))
+		return nil
 	}
-	log.Info("merged the parts of the months written", zap.Int("months", len(ts)), zap.Int("inserts", inserts),
-		zap.Duration("took", time.Since(start)))
+	if merged > 0 {
+		log.Info("merged the parts of the months written", zap.Int("months", merged), zap.Int("inserts", inserts),
+			zap.Duration("took", time.Since(start)))
+	}
 	return nil
 }
 
@@ -291,18 +301,22 @@ type scanJob struct {
 	commit   bool // no decode error yet: its watermark may advance
 }
 
-// runScans reads the scans of a pass: scans of one name (the same date
-// filter) together, their windows across campaigns in date order, so that
-// the rows of a month arrive together and reach ClickHouse in one insert
-// rather than one per campaign. Each campaign's windows stay in order and
-// advance its own watermark. It returns the decode errors met (their
-// window's watermark and every later one of that scan stay put) and a fatal
-// error.
+// runScans reads the scans of a pass, their windows across campaigns in
+// date order, so that the rows of a month arrive together and reach
+// ClickHouse in one insert rather than one per campaign. With a streaming
+// loader every scan is read together (the first sync's three date filters
+// over the same years: one insert per month instead of three, and no merge
+// after); otherwise scans of one name (the same date filter) are read
+// together, one name after the other. Each campaign's windows of a scan stay
+// in order and advance its own watermark. It returns the decode errors met
+// (their window's watermark and every later one of that scan stay put) and
+// a fatal error.
 func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, prog *progress, log *zap.Logger) ([]error, error) {
 	type step struct {
 		job *scanJob
 		w   Window
 	}
+	_, together := ld.(*streamLoader)
 	var decodeErrs []error
 	for first := true; len(jobs) > 0; first = false {
 		if !first {
@@ -312,14 +326,20 @@ func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, 
 		var group []*scanJob
 		rest := jobs[:0:0]
 		for i := range jobs {
-			if jobs[i].sc.Key.Scan == name {
+			if together || jobs[i].sc.Key.Scan == name {
 				group = append(group, &jobs[i])
 			} else {
 				rest = append(rest, jobs[i])
 			}
 		}
+		// Months before a window's start are complete once every scan read
+		// together is past them: the widest lag of the group's filters.
+		filter := ByEvent
 		var steps []step
 		for _, j := range group {
+			if j.sc.Filter != ByEvent {
+				filter = j.sc.Filter
+			}
 			j.windows = j.sc.Windows()
 			for _, w := range j.windows {
 				steps = append(steps, step{j, w})
@@ -327,7 +347,7 @@ func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, 
 		}
 		slices.SortStableFunc(steps, func(a, b step) int { return a.w.End.Compare(b.w.End) })
 		for _, st := range steps {
-			if err := p.runWindow(ctx, e, st.job, st.w, ld, prog, log, &decodeErrs); err != nil {
+			if err := p.runWindow(ctx, e, st.job, st.w, filter, ld, prog, log, &decodeErrs); err != nil {
 				return decodeErrs, err
 			}
 		}
@@ -336,13 +356,14 @@ func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, 
 	return decodeErrs, nil
 }
 
-// runWindow reads one window of a scan and queues its watermark.
-func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, ld sink, prog *progress, log *zap.Logger, decodeErrs *[]error) error {
+// runWindow reads one window of a scan and queues its watermark; group is
+// the date filter whose lag tells the loader which months are complete.
+func (p *pass) runWindow(ctx context.Context, e Entity, j *scanJob, w Window, group DateFilter, ld sink, prog *progress, log *zap.Logger, decodeErrs *[]error) error {
 	if err := p.stopped(); err != nil {
 		return err
 	}
 	sc := j.sc
-	ld.window(sc.Filter, w.Start)
+	ld.window(group, w.Start)
 	q := Query{Entity: e, CampaignID: j.campaign, Filter: sc.Filter, Window: w}
 	bad := 0
 	for r, err := range p.src.Records(ctx, q) {

@@ -70,10 +70,11 @@ type Insert interface {
 // demand. A FINAL read opens every part of the table at once (on 18.16 some
 // memory per column of each part), so a run that wrote a month in several
 // parts (several scans over the same range: the first sync) merges the
-// months it touched before it reports success, and analysts can read the
-// table right after it. Errors are those of Write.
+// months it touched before it reports success when the table holds more
+// parts than such a read affords, and analysts can read the table right
+// after it. It returns how many months it merged. Errors are those of Write.
 type PartMerger interface {
-	MergeMonths(ctx context.Context, e Entity, months []time.Time) error
+	MergeMonths(ctx context.Context, e Entity, months []time.Time) (int, error)
 }
 
 // ErrWriteInterrupted marks a failed write whose cause may pass and whose

@@ -73,8 +73,11 @@ const (
 //
 // After a commit, the watermarks whose rows are all in are stored: a
 // watermark is stored only after every row read before it was
-// acknowledged. A short run (lazy) puts all its rows in one insert (the
-// parts are the same: one per month it touches) and ends it only for size,
+// acknowledged. A watermark with no row waiting before it (an empty window)
+// goes with the next commit's, or on its own once commitAfter has passed,
+// so years of empty windows do not cost an insert each. A short run (lazy)
+// puts all its rows in one insert (the parts are the same: one per month it
+// touches) and ends it only for size,
 // idleness and close, and so commits once. After a failed insert nothing
 // more is committed and the pass ends (an interrupted write is retried by
 // reading again, see pass.activity).
@@ -234,12 +237,13 @@ type streamWriter struct {
 	rows    int    // rows in open inserts
 	seq     uint64 // rows handed over so far
 	pending []loadMark
+	stored  time.Time // when watermarks were last stored
 }
 
 // run is the writer goroutine.
 func (ld *streamLoader) run(ctx context.Context) {
 	defer close(ld.done)
-	sw := &streamWriter{ld: ld, ctx: ctx, open: map[int64]*openInsert{}}
+	sw := &streamWriter{ld: ld, ctx: ctx, open: map[int64]*openInsert{}, stored: time.Now()}
 	idle := time.NewTimer(idleCommit)
 	defer idle.Stop()
 	for {
@@ -255,7 +259,7 @@ func (ld *streamLoader) run(ctx context.Context) {
 			case it, ok = <-ld.items:
 			case <-idle.C:
 				if ld.failed() == nil && (len(sw.open) > 0 || len(sw.pending) > 0) {
-					if err := sw.end(func(int64) bool { return true }); err != nil {
+					if err := sw.end(func(int64) bool { return true }, true); err != nil {
 						sw.abort()
 						ld.fail(err)
 					}
@@ -275,7 +279,7 @@ func (ld *streamLoader) run(ctx context.Context) {
 		}
 	}
 	if ld.failed() == nil {
-		if err := sw.end(func(int64) bool { return true }); err != nil {
+		if err := sw.end(func(int64) bool { return true }, true); err != nil {
 			ld.fail(err)
 		}
 	}
@@ -301,7 +305,7 @@ func (sw *streamWriter) handle(it streamItem) error {
 						oldest, first = x, false
 					}
 				}
-				if err := sw.end(func(x int64) bool { return x == oldest }); err != nil {
+				if err := sw.end(func(x int64) bool { return x == oldest }, false); err != nil {
 					return err
 				}
 			}
@@ -323,11 +327,11 @@ func (sw *streamWriter) handle(it streamItem) error {
 			sw.seq++
 			sw.rows++
 			if o.ins.Rows() >= ld.insertRows {
-				if err := sw.end(func(x int64) bool { return x == m }); err != nil {
+				if err := sw.end(func(x int64) bool { return x == m }, false); err != nil {
 					return err
 				}
 			} else if sw.rows >= ld.insertRows {
-				if err := sw.end(func(x int64) bool { return x == sw.fullest() }); err != nil {
+				if err := sw.end(func(x int64) bool { return x == sw.fullest() }, false); err != nil {
 					return err
 				}
 			}
@@ -337,18 +341,22 @@ func (sw *streamWriter) handle(it streamItem) error {
 			return nil
 		}
 		before := monthOf(it.start) - int64(it.lag)
-		return sw.end(func(x int64) bool { return x < before })
+		return sw.end(func(x int64) bool { return x < before }, false)
 	case it.mark.barrier():
-		return sw.end(all)
+		return sw.end(all, true)
 	default:
 		it.mark.seq = sw.seq
 		sw.pending = append(sw.pending, it.mark)
 		switch {
 		case ld.lazy:
 		case len(sw.open) == 0:
-			return sw.end(all) // nothing to wait for: store it now
+			// nothing to wait for: it goes with the next commit's
+			// watermarks, or on its own once commitAfter has passed
+			if time.Since(sw.stored) >= commitAfter {
+				return sw.end(all, true)
+			}
 		case time.Since(sw.oldest()) >= commitAfter:
-			return sw.end(all)
+			return sw.end(all, true)
 		}
 	}
 	return nil
@@ -374,9 +382,13 @@ func (sw *streamWriter) oldest() time.Time {
 	return t
 }
 
-// end commits the open inserts of the months which, then stores the
-// watermarks whose rows are all in.
-func (sw *streamWriter) end(which func(month int64) bool) error {
+// end commits the open inserts of the months which; then, when it committed
+// any or store is set, stores the watermarks whose rows are all in. (A
+// watermark stored later than it could be costs a longer re-read after a
+// crash, nothing else; one stored per window would cost a ClickHouse insert
+// per window, and a first sync reads years of windows that are mostly empty
+// for a young account.)
+func (sw *streamWriter) end(which func(month int64) bool, store bool) error {
 	ld := sw.ld
 	var months []int64
 	for m := range sw.open {
@@ -404,6 +416,9 @@ func (sw *streamWriter) end(which func(month int64) bool) error {
 		ld.months[m] = true
 		ld.mu.Unlock()
 	}
+	if len(months) == 0 && !store {
+		return nil
+	}
 	// a watermark is stored once no open insert holds a row read before it
 	oldest := sw.seq
 	for _, o := range sw.open {
@@ -424,6 +439,7 @@ func (sw *streamWriter) end(which func(month int64) bool) error {
 		if err := ld.checkOwned(); err != nil {
 			return err
 		}
+		sw.stored = time.Now()
 	}
 	return storeMarks(sw.ctx, ld.s.State, marks)
 }

@@ -292,3 +292,34 @@ func TestStreamLoaderBoundsItsOpenInserts(t *testing.T) {
 		equalEvents(t, ev.log(), "insert m1", "insert m2", "insert m3", "insert m4", "mark locking="+fmt.Sprint(day(5, 1).Unix()))
 	})
 }
+
+// Watermarks of empty windows wait for the next commit instead of costing a
+// write each; they are stored at the latest on close, and once commitAfter
+// has passed without a commit.
+func TestStreamLoaderStoresEmptyWindowsWatermarksTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ld, ev := newTestStreamLoader(t, 1000, 100, false)
+		a := WatermarkKey{AccountID: "acct", Entity: Actions, CampaignID: "a", Scan: "event"}
+		b := WatermarkKey{AccountID: "acct", Entity: Actions, CampaignID: "b", Scan: "event"}
+		for i := range 10 {
+			ld.window(ByEvent, day(1, 1+i))
+			ld.commit(a, time.Unix(int64(10+i), 0))
+			ld.commit(b, time.Unix(int64(10+i), 0))
+		}
+		synctest.Wait()
+		equalEvents(t, ev.log()) // nothing stored yet: no write per empty window
+		ld.add(loaderRec("a1"))
+		ld.commit(a, time.Unix(30, 0))
+		ld.flush()
+		synctest.Wait()
+		equalEvents(t, ev.log(), "insert a1", "mark event=30", "mark event=19")
+		time.Sleep(commitAfter)
+		ld.window(ByEvent, day(3, 1))
+		ld.commit(b, time.Unix(40, 0)) // commitAfter has passed: stored now
+		synctest.Wait()
+		equalEvents(t, ev.log(), "insert a1", "mark event=30", "mark event=19", "mark event=40")
+		if err := ld.close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
