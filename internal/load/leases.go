@@ -172,6 +172,7 @@ func (s *LeaseStore) AcquireMany(ctx context.Context, accountIDs []string, holde
 			continue
 		}
 		if _, dup := want[id]; dup {
+			errs[i] = fmt.Errorf("acquire lease: account %s listed twice", id)
 			continue
 		}
 		l := Lease{AccountID: id, Holder: holder, AcquiredAt: now, ExpiresAt: toDateTime(now.Add(ttl)), version: s.db.versions.After(c.version)}
