@@ -6,8 +6,8 @@ import (
 )
 
 // groupCommit sends the items of concurrent callers in as few writes as
-// it can: while one write is in flight, the items that arrive wait and go
-// together in the next. Each caller returns once the write holding its
+// it can: while a write is in flight (parallel writes, when more may be),
+// the items that arrive wait and go together in the next. Each caller returns once the write holding its
 // items is acknowledged, with that write's error, so what a caller hands
 // in is stored when it returns, exactly as with a write of its own. A sync
 // of many small accounts runs several passes at once, each writing a row
@@ -19,9 +19,13 @@ type groupCommit[T any] struct {
 	// carries other callers' items too).
 	send func(ctx context.Context, items []T) error
 
-	mu   sync.Mutex
-	busy bool           // a write is in flight
-	next *groupBatch[T] // items waiting for the write in flight to end
+	// parallel is how many writes may be in flight at once (at least 1):
+	// a caller waits for a write in flight only when that many are.
+	parallel int
+
+	mu       sync.Mutex
+	inflight int            // writes in flight
+	next     *groupBatch[T] // items waiting for a write in flight to end
 }
 
 type groupBatch[T any] struct {
@@ -30,8 +34,8 @@ type groupBatch[T any] struct {
 	err   error
 }
 
-func newGroupCommit[T any](send func(ctx context.Context, items []T) error) *groupCommit[T] {
-	return &groupCommit[T]{send: send}
+func newGroupCommit[T any](parallel int, send func(ctx context.Context, items []T) error) *groupCommit[T] {
+	return &groupCommit[T]{send: send, parallel: max(parallel, 1)}
 }
 
 // do writes items, together with those of other callers meanwhile, and
@@ -42,9 +46,14 @@ func (g *groupCommit[T]) do(ctx context.Context, items ...T) error {
 		return nil
 	}
 	g.mu.Lock()
-	if !g.busy {
-		g.busy = true
-		b := &groupBatch[T]{items: items, done: make(chan struct{})}
+	if g.inflight < g.parallel {
+		g.inflight++
+		b := g.next // none, unless a write in flight just ended
+		if b == nil {
+			b = &groupBatch[T]{done: make(chan struct{})}
+		}
+		g.next = nil
+		b.items = append(b.items, items...)
 		g.mu.Unlock()
 		g.write(context.WithoutCancel(ctx), b)
 		return b.err
@@ -72,10 +81,16 @@ func (g *groupCommit[T]) write(ctx context.Context, b *groupBatch[T]) {
 	nb := g.next
 	g.next = nil
 	if nb == nil {
-		g.busy = false
+		g.inflight--
 	}
 	g.mu.Unlock()
 	if nb != nil {
 		go g.write(ctx, nb)
 	}
 }
+
+// groupParallel is how many writes of one group commit the stores let be
+// in flight at once: with one, a caller that arrives during a write waits
+// for it, then for its own (twice the latency of a write of its own); two
+// keep that wait for when writes pile up.
+const groupParallel = 2

@@ -58,7 +58,7 @@ func waitQueued(t *testing.T, g *groupCommit[int], n int) {
 // batch and no other.
 func TestGroupCommit(t *testing.T) {
 	f := newFakeWrites()
-	g := newGroupCommit(f.send)
+	g := newGroupCommit(1, f.send)
 	ctx := t.Context()
 
 	results := make(chan string, 10)
@@ -136,38 +136,51 @@ func TestGroupCommit(t *testing.T) {
 }
 
 // TestGroupCommitManyCallers: under concurrent callers every item is written
-// exactly once and every caller is acknowledged.
+// exactly once, every caller is acknowledged, and no more writes are in
+// flight at once than allowed.
 func TestGroupCommitManyCallers(t *testing.T) {
-	var mu sync.Mutex
-	var written []int
-	writes := 0
-	g := newGroupCommit(func(_ context.Context, items []int) error {
-		mu.Lock()
-		written = append(written, items...)
-		writes++
-		mu.Unlock()
-		time.Sleep(time.Millisecond)
-		return nil
-	})
-	var wg sync.WaitGroup
-	for i := range 200 {
-		wg.Go(func() {
-			if err := g.do(t.Context(), i); err != nil {
-				t.Errorf("caller %d: %v", i, err)
+	for _, parallel := range []int{1, 2} {
+		t.Run(fmt.Sprint(parallel, " in flight"), func(t *testing.T) {
+			var mu sync.Mutex
+			var written []int
+			writes, inflight, most := 0, 0, 0
+			g := newGroupCommit(parallel, func(_ context.Context, items []int) error {
+				mu.Lock()
+				inflight++
+				most = max(most, inflight)
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+				mu.Lock()
+				written = append(written, items...)
+				writes++
+				inflight--
+				mu.Unlock()
+				return nil
+			})
+			var wg sync.WaitGroup
+			for i := range 200 {
+				wg.Go(func() {
+					if err := g.do(t.Context(), i); err != nil {
+						t.Errorf("caller %d: %v", i, err)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if !slices.Contains(written, i) {
+						t.Errorf("caller %d returned before its item was written", i)
+					}
+				})
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if !slices.Contains(written, i) {
-				t.Errorf("caller %d returned before its item was written", i)
+			wg.Wait()
+			slices.Sort(written)
+			for i, v := range written {
+				if v != i {
+					t.Fatalf("written %v; want 0..199 once each", written)
+				}
 			}
+			if most > parallel {
+				t.Errorf("%d writes in flight at once; want at most %d", most, parallel)
+			}
+			t.Logf("200 callers, %d writes, at most %d in flight", writes, most)
 		})
 	}
-	wg.Wait()
-	slices.Sort(written)
-	for i, v := range written {
-		if v != i {
-			t.Fatalf("written %v; want 0..199 once each", written)
-		}
-	}
-	t.Logf("200 callers, %d writes", writes)
 }

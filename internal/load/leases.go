@@ -63,7 +63,7 @@ func NewLeaseStore(db *DB, now func() time.Time) *LeaseStore {
 		now = db.now
 	}
 	s := &LeaseStore{db: db, now: now, Settle: 200 * time.Millisecond, TTL: 2 * time.Minute}
-	s.releases = newGroupCommit(s.releaseMany)
+	s.releases = newGroupCommit(groupParallel, s.releaseMany)
 	return s
 }
 

@@ -27,7 +27,7 @@ type RunStore struct {
 // NewRunStore returns a RunStore on db.
 func NewRunStore(db *DB) *RunStore {
 	s := &RunStore{db: db}
-	s.group = newGroupCommit(func(ctx context.Context, rows [][]any) error {
+	s.group = newGroupCommit(groupParallel, func(ctx context.Context, rows [][]any) error {
 		return db.insertRows(ctx, defaultRetry, "sync_runs", runInsertColumns, rows)
 	})
 	return s

@@ -33,7 +33,7 @@ type floorKey struct {
 
 // NewStateStore returns a StateStore on db.
 func NewStateStore(db *DB) *StateStore {
-	return &StateStore{db: db, floors: map[floorKey]uint64{}, group: newGroupCommit(func(ctx context.Context, rows [][]any) error {
+	return &StateStore{db: db, floors: map[floorKey]uint64{}, group: newGroupCommit(groupParallel, func(ctx context.Context, rows [][]any) error {
 		return db.insertRows(ctx, defaultRetry, "sync_state", stateInsertColumns, rows)
 	})}
 }

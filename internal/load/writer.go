@@ -404,7 +404,7 @@ func NewCatalogWriter(db *DB) *CatalogWriter {
 	c := &CatalogWriter{w: NewWriter(db), prefetch: map[catalogKey]*catalogSnapshot{}, groups: map[syncer.Entity]*groupCommit[[]any]{}}
 	for _, e := range syncer.CatalogEntities {
 		cols := insertColumns(syncer.Tables[e], true)
-		c.groups[e] = newGroupCommit(func(ctx context.Context, rows [][]any) error {
+		c.groups[e] = newGroupCommit(groupParallel, func(ctx context.Context, rows [][]any) error {
 			return c.w.insert(ctx, string(e), cols, rows)
 		})
 	}
