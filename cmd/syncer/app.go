@@ -165,13 +165,15 @@ func (a *app) source(ctx context.Context, acct syncer.Account) (syncer.Source, e
 
 // syncer builds the sync service on ClickHouse and impact.com.
 func (a *app) syncer(holder string) *syncer.Syncer {
+	lw := load.NewWriter(a.db)
+	lw.MergeParts = a.cfg.MergeParts
 	var (
-		w     syncer.Writer        = load.NewWriter(a.db)
+		w     syncer.Writer        = lw
 		cat   syncer.CatalogWriter = load.NewCatalogWriter(a.db)
 		state syncer.StateStore    = a.state
 	)
 	if m := a.metrics; m != nil {
-		w, cat, state = meteredWriter{load.NewWriter(a.db), m}, meteredCatalog{load.NewCatalogWriter(a.db), m}, meteredState{a.state, m}
+		w, cat, state = meteredWriter{lw, m}, meteredCatalog{load.NewCatalogWriter(a.db), m}, meteredState{a.state, m}
 	}
 	return &syncer.Syncer{
 		Accounts: a.accounts, Writer: w, Catalog: cat, State: state, Runs: a.runs,
