@@ -52,7 +52,8 @@ type app struct {
 }
 
 // openApp loads the configuration and connects to ClickHouse. It does not
-// migrate; commands that need the schema call requireSchema.
+// migrate; commands open it through withApp, which checks the schema for
+// those that need it.
 func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	cfg, err := loadConfig(osEnv())
 	if err != nil {
@@ -98,6 +99,39 @@ func (a *app) close() {
 	}
 	a.db.Close()
 	_ = a.log.Sync()
+}
+
+// needs is what a command requires of its app besides the connection to
+// ClickHouse. withApp checks them in this order.
+type needs struct {
+	keyring bool // SYNCER_ENCRYPTION_KEY is set (requireKeyring)
+	oauth   bool // OAuth is configured (errNoOAuth)
+	schema  bool // the database is migrated to this version (requireSchema)
+}
+
+// withApp is what every command that touches ClickHouse does after parsing
+// its flags: load the configuration, connect (openApp), check what the
+// command needs, do its work, and close the app however the work ends.
+func withApp(ctx context.Context, stderr io.Writer, n needs, work func(a *app) error) error {
+	a, err := openApp(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if n.keyring {
+		if err := a.requireKeyring(); err != nil {
+			return err
+		}
+	}
+	if n.oauth && a.connector == nil {
+		return errNoOAuth
+	}
+	if n.schema {
+		if err := a.requireSchema(ctx); err != nil {
+			return err
+		}
+	}
+	return work(a)
 }
 
 // requireSchema refuses to work on a database that is not migrated.

@@ -60,43 +60,37 @@ unless every entity is granted.`, stdout)
 	if id == "" {
 		return usageError("accounts check: the account id is required")
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	acct, err := a.accounts.Account(ctx, id)
-	if err != nil {
-		return err
-	}
-	res := a.check(ctx, acct)
-	if *asJSON {
-		if err := writeJSON(stdout, res); err != nil {
+	return withApp(ctx, stderr, needs{schema: true}, func(a *app) error {
+		acct, err := a.accounts.Account(ctx, id)
+		if err != nil {
 			return err
 		}
-	} else {
-		fmt.Fprintf(stdout, "%s  (%s, SID %s, %s)  credentials: %s %s\n", acct.ID, acct.Persona, acct.SID, acct.AuthKind, res.Credentials, res.Detail)
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ENTITY\tENDPOINT\tRESULT\tDETAIL")
-		for _, e := range res.Entities {
-			detail := e.Detail
-			if e.Permission != "" {
-				detail = "lacks: " + e.Permission
+		res := a.check(ctx, acct)
+		if *asJSON {
+			if err := writeJSON(stdout, res); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Entity, e.Endpoint, e.Result, oneLine(detail))
+		} else {
+			fmt.Fprintf(stdout, "%s  (%s, SID %s, %s)  credentials: %s %s\n", acct.ID, acct.Persona, acct.SID, acct.AuthKind, res.Credentials, res.Detail)
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  ENTITY\tENDPOINT\tRESULT\tDETAIL")
+			for _, e := range res.Entities {
+				detail := e.Detail
+				if e.Permission != "" {
+					detail = "lacks: " + e.Permission
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Entity, e.Endpoint, e.Result, oneLine(detail))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%d requests\n", res.Requests)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
+		if !res.OK {
+			return &exitError{code: 1, err: fmt.Errorf("account %s: check failed (credentials %s)", acct.ID, res.Credentials)}
 		}
-		fmt.Fprintf(stdout, "%d requests\n", res.Requests)
-	}
-	if !res.OK {
-		return &exitError{code: 1, err: fmt.Errorf("account %s: check failed (credentials %s)", acct.ID, res.Credentials)}
-	}
-	return nil
+		return nil
+	})
 }
 
 // check asks each of the account's endpoints for a little data.

@@ -55,11 +55,12 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
+	return withApp(ctx, stderr, needs{}, func(a *app) error { return a.runWorker(ctx) })
+}
+
+// runWorker is the worker of syncer run, on an open app, until ctx ends and
+// the shutdown is done.
+func (a *app) runWorker(ctx context.Context) error {
 	a.log.Info("starting worker", append(a.cfg.fields(), zap.String("version", version))...)
 	applied, err := a.db.Migrate(ctx)
 	if err != nil {

@@ -64,28 +64,34 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	var accts []syncer.Account
-	if *account != "" {
-		acct, err := a.accounts.Account(ctx, *account)
+	return withApp(ctx, stderr, needs{schema: true}, func(a *app) error {
+		accts, err := a.namedOrAll(ctx, *account)
 		if err != nil {
 			return err
 		}
-		accts = []syncer.Account{acct}
-	} else if accts, err = a.accounts.Accounts(ctx); err != nil {
-		return err
+		now := time.Now().UTC()
+		if *asJSON {
+			return a.statusJSON(ctx, stdout, accts, now)
+		}
+		return a.statusText(ctx, stdout, accts, now)
+	})
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
-	now := time.Now().UTC()
-	if *asJSON {
-		return a.statusJSON(ctx, stdout, accts, now)
-	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// statusText prints the status of accts as tables, with the fleet's live
+// workers and who is syncing each account now.
+func (a *app) statusText(ctx context.Context, stdout io.Writer, accts []syncer.Account, now time.Time) error {
 	if len(accts) == 0 {
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
@@ -140,18 +146,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
 func (a *app) statusJSON(ctx context.Context, stdout io.Writer, accts []syncer.Account, now time.Time) error {
