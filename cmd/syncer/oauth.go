@@ -221,42 +221,15 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return withApp(ctx, stderr, needs{keyring: true}, func(a *app) error {
-		accts, err := a.accounts.Accounts(ctx)
+		r, err := a.keyring.ResealAll(ctx, a.accounts)
 		if err != nil {
 			return err
 		}
-		var changed, same int
-		var failed []error
-		for _, ac := range accts {
-			sealed, err := a.accounts.Secret(ctx, ac.ID)
-			if err != nil {
-				failed = append(failed, fmt.Errorf("account %s: %w", ac.ID, err))
-				continue
-			}
-			if len(sealed.Ciphertext) == 0 {
-				same++
-				continue
-			}
-			out, did, err := a.keyring.Reseal(ac.ID, sealed)
-			if err != nil {
-				failed = append(failed, err) // names the account already
-				continue
-			}
-			if !did {
-				same++
-				continue
-			}
-			if err := a.accounts.SetSecret(ctx, ac.ID, out); err != nil {
-				failed = append(failed, fmt.Errorf("account %s: %w", ac.ID, err))
-				continue
-			}
-			changed++
+		fmt.Fprintf(stdout, "re-encrypted %d secrets under key %s; %d already used it\n", r.Changed, a.keyring.PrimaryID(), r.Same)
+		if len(r.Failed) > 0 {
+			return fmt.Errorf("%d secrets could not be re-encrypted: %w", len(r.Failed), errors.Join(r.Failed...))
 		}
-		fmt.Fprintf(stdout, "re-encrypted %d secrets under key %s; %d already used it\n", changed, a.keyring.PrimaryID(), same)
-		if len(failed) > 0 {
-			return fmt.Errorf("%d secrets could not be re-encrypted: %w", len(failed), errors.Join(failed...))
-		}
-		if changed > 0 || same > 0 {
+		if r.Changed > 0 || r.Same > 0 {
 			fmt.Fprintln(stdout, "once every process runs with the new key, SYNCER_ENCRYPTION_OLD_KEYS can be emptied")
 		}
 		return nil
