@@ -11,50 +11,14 @@ import (
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
-// entityStatus is what status shows per account and entity.
-type entityStatus struct {
-	Entity      syncer.Entity
-	Last        syncer.Run // the latest run
-	LastSuccess syncer.Run // the latest successful run (zero if none)
-}
-
-// Freshness is the time since the last successful run finished.
-func (s entityStatus) Freshness(now time.Time) time.Duration {
-	if s.LastSuccess.FinishedAt.IsZero() {
-		return -1
-	}
-	return now.Sub(s.LastSuccess.FinishedAt)
-}
-
-// accountStatus gathers an account's latest run per entity.
-func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]entityStatus, error) {
+// accountStatus reads where each entity of the account stands, from its
+// last 500 runs.
+func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]syncer.EntityStatus, error) {
 	runs, err := a.runs.Runs(ctx, acct.ID, 500)
 	if err != nil {
 		return nil, err
 	}
-	by := map[syncer.Entity]*entityStatus{}
-	for _, r := range runs { // newest first
-		s, ok := by[r.Entity]
-		if !ok {
-			s = &entityStatus{Entity: r.Entity, Last: r}
-			by[r.Entity] = s
-		}
-		if s.LastSuccess.ID == "" && r.Status == syncer.RunSucceeded {
-			s.LastSuccess = r
-		}
-	}
-	var out []entityStatus
-	for _, e := range syncer.AllEntities {
-		if !e.AvailableTo(acct.Persona) {
-			continue
-		}
-		if s, ok := by[e]; ok {
-			out = append(out, *s)
-		} else {
-			out = append(out, entityStatus{Entity: e})
-		}
-	}
-	return out, nil
+	return syncer.EntityStatuses(acct.Persona, runs), nil
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
