@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -85,6 +86,38 @@ func checkAccountID(id string) error {
 	return nil
 }
 
+// accountFlags are the flags naming an account to register: its id (under
+// the flag name idFlag), its persona and its Account SID, all required.
+type accountFlags struct {
+	fs               *flag.FlagSet
+	idFlag           string
+	id, persona, sid *string
+}
+
+func newAccountFlags(fs *flag.FlagSet, idFlag string) *accountFlags {
+	return &accountFlags{fs: fs, idFlag: idFlag,
+		id:      fs.String(idFlag, "", "our `ID` for the account (required)"),
+		persona: fs.String("persona", "", "`brand|partner`: the kind of account (required)"),
+		sid:     fs.String("sid", "", "impact.com Account `SID` (required)"),
+	}
+}
+
+// account returns the parsed flags' account, or a usage error naming the
+// command when one is missing or invalid.
+func (f *accountFlags) account() (id string, p syncer.Persona, sid string, err error) {
+	cmd := f.fs.Name()
+	if *f.id == "" || *f.persona == "" || *f.sid == "" {
+		return "", "", "", usageError("%s: --%s, --persona and --sid are required", cmd, f.idFlag)
+	}
+	if err := checkAccountID(*f.id); err != nil {
+		return "", "", "", err
+	}
+	if p, err = syncer.ParsePersona(*f.persona); err != nil {
+		return "", "", "", usageError("%s: %v", cmd, err)
+	}
+	return *f.id, p, *f.sid, nil
+}
+
 // readToken reads the Auth Token from standard input or IMPACT_AUTH_TOKEN.
 func readToken(fromStdin bool, stdin io.Reader) (syncer.Secret, error) {
 	if fromStdin {
@@ -129,35 +162,27 @@ func (a *app) checkCredentials(ctx context.Context, acct syncer.Account, token s
 
 func cmdAccountsAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("accounts add", "Registers an impact.com account after checking its credentials against the API.", stdout)
-	id := fs.String("id", "", "our `ID` for the account (required)")
-	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
-	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
+	named := newAccountFlags(fs, "id")
 	tokenStdin := fs.Bool("token-stdin", false, "read the Auth Token from standard input (else IMPACT_AUTH_TOKEN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *id == "" || *persona == "" || *sid == "" {
-		return usageError("accounts add: --id, --persona and --sid are required")
-	}
-	if err := checkAccountID(*id); err != nil {
-		return err
-	}
-	p, err := syncer.ParsePersona(*persona)
+	id, p, sid, err := named.account()
 	if err != nil {
-		return usageError("accounts add: %v", err)
+		return err
 	}
 	token, err := readToken(*tokenStdin, stdin)
 	if err != nil {
 		return err
 	}
 	return withApp(ctx, stderr, needs{keyring: true, schema: true}, func(a *app) error {
-		if existing, err := a.accounts.Account(ctx, *id); err == nil {
-			return fmt.Errorf("account %s already exists (SID %s); use 'syncer accounts set-token %s' to replace its token", *id, existing.SID, *id)
+		if existing, err := a.accounts.Account(ctx, id); err == nil {
+			return fmt.Errorf("account %s already exists (SID %s); use 'syncer accounts set-token %s' to replace its token", id, existing.SID, id)
 		} else if !errors.Is(err, syncer.ErrNotFound) {
 			return err
 		}
 		now := time.Now().UTC()
-		acct := syncer.Account{ID: *id, Persona: p, SID: *sid, AuthKind: syncer.AuthBasic, Status: syncer.StatusActive,
+		acct := syncer.Account{ID: id, Persona: p, SID: sid, AuthKind: syncer.AuthBasic, Status: syncer.StatusActive,
 			StatusAt: now, CreatedAt: now, UpdatedAt: now}
 		missing, err := a.checkCredentials(ctx, acct, token)
 		if err != nil {

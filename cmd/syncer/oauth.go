@@ -107,29 +107,21 @@ refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.
 With --worker, a running worker (on this machine, or in its container through
 docker compose exec) serves the redirect instead: the command prints the URL
 to open and the worker completes the connection.`, stdout)
-	id := fs.String("account", "", "our `ID` for the account (required)")
-	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
-	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
+	named := newAccountFlags(fs, "account")
 	wait := fs.Duration("timeout", auth.PendingTTL, "how long to wait for the authorization")
 	via := fs.String("worker", "", "`URL` of a running worker that serves the redirect (e.g. http://127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *id == "" || *persona == "" || *sid == "" {
-		return usageError("connect: --account, --persona and --sid are required")
-	}
-	if err := checkAccountID(*id); err != nil {
+	id, p, sid, err := named.account()
+	if err != nil {
 		return err
 	}
-	p, err := syncer.ParsePersona(*persona)
-	if err != nil {
-		return usageError("connect: %v", err)
-	}
 	if *via != "" {
-		return connectViaWorker(ctx, *via, *id, p, *sid, stdout)
+		return connectViaWorker(ctx, *via, id, p, sid, stdout)
 	}
 	return withApp(ctx, stderr, needs{oauth: true, schema: true}, func(a *app) error {
-		return a.connect(ctx, *id, p, *sid, *wait, stdout)
+		return a.connect(ctx, id, p, sid, *wait, stdout)
 	})
 }
 
