@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/impact-syncer/impact-syncer/internal/extract"
-	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
@@ -176,8 +173,9 @@ func firstRecord(ctx context.Context, src syncer.Source, q syncer.Query, seen fu
 	return nil
 }
 
-// Dry-run backfill: the real pass plans against the real watermarks and the
-// real campaign list, but reads no window and writes nothing.
+// Dry-run backfill: syncer's DryRun plans the real pass against the real
+// watermarks and campaign list, reading no window and writing nothing; this
+// is its report.
 
 type jsonPlanEntity struct {
 	Entity  string `json:"entity"`
@@ -203,31 +201,15 @@ const rateLimitPerHour = 1000
 
 func (a *app) backfillPlan(ctx context.Context, acct syncer.Account, req syncer.Request) (jsonPlan, error) {
 	requests := a.countRequests()
-	src, err := a.source(ctx, acct)
+	windows, err := a.syncer(holderName("syncer backfill --dry-run")).DryRun(ctx, acct, req)
 	if err != nil {
 		return jsonPlan{}, err
-	}
-	dry := &planSource{real: src, windows: map[syncer.Entity]int{}}
-	base := a.syncer(holderName("syncer backfill --dry-run"))
-	svc := &syncer.Syncer{
-		Accounts: readOnlyAccounts{a.accounts}, Writer: discard{}, Catalog: discard{}, State: readOnlyState{a.state},
-		Runs: discard{}, Source: func(context.Context, syncer.Account) (syncer.Source, error) { return dry, nil },
-		Logger: a.log, Holder: base.Holder, NewRunID: newRunID, Options: base.Options,
-	}
-	res := svc.SyncAccount(ctx, acct, req)
-	if res.Err != nil {
-		return jsonPlan{}, res.Err
-	}
-	for _, r := range res.Runs {
-		if r.Status != syncer.RunSucceeded && r.Status != syncer.RunSkipped {
-			return jsonPlan{}, fmt.Errorf("planning %s: %s", r.Entity, r.Error)
-		}
 	}
 	plan := jsonPlan{Schema: "impact-syncer/backfill-plan/v1", AccountID: acct.ID, From: optTime(req.From), To: optTime(req.To),
 		Entities: []jsonPlanEntity{}, PlanningRequests: requests.Load(), RateLimitPerHour: rateLimitPerHour,
 		PageSize: a.cfg.PageSizeActions}
 	for _, e := range req.Entities {
-		n := dry.count(e)
+		n := windows[e]
 		plan.Entities = append(plan.Entities, jsonPlanEntity{Entity: string(e), Windows: n})
 		plan.Windows += n
 	}
@@ -254,64 +236,6 @@ func printPlan(w io.Writer, p jsonPlan) {
 		thousands(p.RateLimitPerHour), (time.Duration(p.MinSeconds) * time.Second).Round(time.Second))
 	fmt.Fprintf(w, "  planning it took %d request(s)\n", p.PlanningRequests)
 }
-
-// planSource passes the catalog reads a plan needs (campaigns, the API's
-// clock) to the real client and answers every windowed read with nothing,
-// counting the windows.
-type planSource struct {
-	real    syncer.Source
-	mu      sync.Mutex
-	windows map[syncer.Entity]int
-}
-
-func (s *planSource) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.Record, error] {
-	if q.Entity == syncer.Actions || q.Entity == syncer.ActionUpdates {
-		s.mu.Lock()
-		s.windows[q.Entity]++
-		s.mu.Unlock()
-		return func(func(syncer.Record, error) bool) {}
-	}
-	return s.real.Records(ctx, q)
-}
-
-func (s *planSource) ServerNow() (time.Time, bool) { return s.real.ServerNow() }
-
-func (s *planSource) count(e syncer.Entity) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.windows[e]
-}
-
-// discard writes nothing.
-type discard struct{}
-
-func (discard) Write(context.Context, string, syncer.Entity, []syncer.Record) error { return nil }
-func (discard) ReplaceCatalog(context.Context, string, syncer.Entity, []syncer.Record, time.Time) error {
-	return nil
-}
-func (discard) RecordRun(context.Context, syncer.Run) error                 { return nil }
-func (discard) CloseAbandoned(context.Context, string, string) (int, error) { return 0, nil }
-
-// readOnlyState reads the real watermarks (so a resumed backfill's plan
-// skips what is done) and stores none.
-type readOnlyState struct{ s *load.StateStore }
-
-func (r readOnlyState) Watermark(ctx context.Context, k syncer.WatermarkKey) (time.Time, bool, error) {
-	return r.s.Watermark(ctx, k)
-}
-func (readOnlyState) SetWatermark(context.Context, syncer.WatermarkKey, time.Time) error { return nil }
-
-// readOnlyAccounts reads the real accounts and changes none.
-type readOnlyAccounts struct{ *load.AccountStore }
-
-func (readOnlyAccounts) PutAccount(context.Context, syncer.Account, syncer.SealedSecret) error {
-	return nil
-}
-func (readOnlyAccounts) SetSecret(context.Context, string, syncer.SealedSecret) error { return nil }
-func (readOnlyAccounts) SetStatus(context.Context, string, syncer.Status, string, []string) error {
-	return nil
-}
-func (readOnlyAccounts) DeleteAccount(context.Context, string) error { return nil }
 
 // countRequests counts, from now on, the requests this app sends to
 // impact.com.
