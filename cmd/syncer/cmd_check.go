@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,14 +11,6 @@ import (
 
 	"github.com/impact-syncer/impact-syncer/internal/extract"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
-)
-
-// Entity check outcomes (accounts check).
-const (
-	checkGranted = "granted"            // the endpoint answered
-	checkMissing = "missing_permission" // 403: the token lacks the permission named
-	checkError   = "error"              // another failure (network, 5xx, refused credentials)
-	checkSkipped = "skipped"            // nothing to ask with (a brand without campaigns)
 )
 
 type jsonCheckEntity struct {
@@ -90,7 +81,8 @@ unless every entity is granted.`, stdout)
 	})
 }
 
-// check asks each of the account's endpoints for a little data.
+// check asks each of the account's endpoints for a little data
+// (syncer.CheckAccess) and counts the requests that took.
 func (a *app) check(ctx context.Context, acct syncer.Account) jsonCheck {
 	res := jsonCheck{Schema: "impact-syncer/check/v1", AccountID: acct.ID, Persona: string(acct.Persona), Auth: string(acct.AuthKind),
 		Entities: []jsonCheckEntity{}}
@@ -100,77 +92,18 @@ func (a *app) check(ctx context.Context, acct syncer.Account) jsonCheck {
 		res.Credentials, res.Detail = "error", err.Error()
 		return res
 	}
-	var campaign string
+	access := syncer.CheckAccess(ctx, src, acct, time.Now)
 	res.Credentials = "ok"
-	for _, e := range syncer.AllEntities {
-		if !e.AvailableTo(acct.Persona) {
-			continue
-		}
-		ce := jsonCheckEntity{Entity: string(e), Endpoint: extract.Resource(e)}
-		q := syncer.Query{Entity: e}
-		if e == syncer.Actions || e == syncer.ActionUpdates {
-			now, ok := src.ServerNow()
-			if !ok {
-				now = time.Now().UTC()
-			}
-			q.Filter, q.Window = syncer.ByUpdated, syncer.Window{Start: now.Add(-24 * time.Hour), End: now}
-			if acct.Persona == syncer.Brand {
-				if campaign == "" {
-					ce.Result, ce.Detail = checkSkipped, "no campaign to ask about"
-					res.Entities = append(res.Entities, ce)
-					continue
-				}
-				q.CampaignID = campaign
-			}
-		}
-		err := firstRecord(ctx, src, q, func(r syncer.Record) {
-			if e == syncer.Campaigns && campaign == "" {
-				campaign = r.ID
-			}
-		})
-		var forbidden *syncer.ForbiddenError
-		var unauthorized *syncer.UnauthorizedError
-		switch {
-		case err == nil:
-			ce.Result = checkGranted
-		case errors.As(err, &forbidden):
-			ce.Result, ce.Permission, ce.Detail = checkMissing, forbidden.Permission, forbidden.Message
-		case errors.As(err, &unauthorized), errors.Is(err, syncer.ErrNeedsReconnect):
-			ce.Result, ce.Detail = checkError, err.Error()
-			res.Credentials, res.Detail = "refused", err.Error()
-		default:
-			ce.Result, ce.Detail = checkError, err.Error()
-		}
-		res.Entities = append(res.Entities, ce)
-		if res.Credentials == "refused" {
-			break // every other request would be refused too
-		}
+	if access.Refused != nil {
+		res.Credentials, res.Detail = "refused", access.Refused.Error()
+	}
+	for _, e := range access.Entities {
+		res.Entities = append(res.Entities, jsonCheckEntity{Entity: string(e.Entity), Endpoint: extract.Resource(e.Entity),
+			Result: string(e.Result), Permission: e.Permission, Detail: e.Detail})
 	}
 	res.Requests = requests.Load()
-	res.OK = res.Credentials == "ok"
-	for _, e := range res.Entities {
-		if e.Result != checkGranted {
-			res.OK = false
-		}
-	}
+	res.OK = access.OK()
 	return res
-}
-
-// firstRecord reads the query's first record (or none) and stops: a record
-// that does not decode still proves the endpoint answered.
-func firstRecord(ctx context.Context, src syncer.Source, q syncer.Query, seen func(syncer.Record)) error {
-	for r, err := range src.Records(ctx, q) {
-		var de *syncer.DecodeError
-		if errors.As(err, &de) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		seen(r)
-		return nil
-	}
-	return nil
 }
 
 // Dry-run backfill: syncer's DryRun plans the real pass against the real
