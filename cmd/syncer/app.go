@@ -52,8 +52,7 @@ type app struct {
 }
 
 // openApp loads the configuration and connects to ClickHouse. It does not
-// migrate; commands open it through withApp, which checks the schema for
-// those that need it.
+// migrate; commands that need the schema call requireSchema.
 func openApp(ctx context.Context, stderr io.Writer) (*app, error) {
 	cfg, err := loadConfig(osEnv())
 	if err != nil {
@@ -111,7 +110,8 @@ type needs struct {
 
 // withApp is what every command that touches ClickHouse does after parsing
 // its flags: load the configuration, connect (openApp), check what the
-// command needs, do its work, and close the app however the work ends.
+// command needs (requireKeyring, requireSchema, ...), do its work, and close
+// the app however the work ends.
 func withApp(ctx context.Context, stderr io.Writer, n needs, work func(a *app) error) error {
 	a, err := openApp(ctx, stderr)
 	if err != nil {
