@@ -21,6 +21,7 @@ import (
 	"github.com/impact-syncer/impact-syncer/internal/keeper"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/webhook"
 )
 
 // app holds what every command that touches ClickHouse needs.
@@ -48,7 +49,7 @@ type app struct {
 	logOut *logWriter
 	// watch notifies account changes (SYNCER_NOTIFY_WEBHOOK_URL); nil
 	// outside the worker or without a webhook.
-	watch *accountWatch
+	watch *webhook.Watch
 }
 
 // openApp loads the configuration and connects to ClickHouse. It does not
