@@ -22,6 +22,7 @@ import (
 	"github.com/impact-syncer/impact-syncer/internal/keeper"
 	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/webhook"
 )
 
 // app holds what every command that touches ClickHouse needs.
@@ -49,7 +50,7 @@ type app struct {
 	logOut *logWriter
 	// watch notifies account changes (SYNCER_NOTIFY_WEBHOOK_URL); nil
 	// outside the worker or without a webhook.
-	watch *accountWatch
+	watch *webhook.Watch
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit to SYNCER_MEMORY_LIMIT_MIB
@@ -113,6 +114,40 @@ func (a *app) close() {
 	_ = a.log.Sync()
 }
 
+// needs is what a command requires of its app besides the connection to
+// ClickHouse. withApp checks them in this order.
+type needs struct {
+	keyring bool // SYNCER_ENCRYPTION_KEY is set (requireKeyring)
+	oauth   bool // OAuth is configured (errNoOAuth)
+	schema  bool // the database is migrated to this version (requireSchema)
+}
+
+// withApp is what every command that touches ClickHouse does after parsing
+// its flags: load the configuration, connect (openApp), check what the
+// command needs (requireKeyring, requireSchema, ...), do its work, and close
+// the app however the work ends.
+func withApp(ctx context.Context, stderr io.Writer, n needs, work func(a *app) error) error {
+	a, err := openApp(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if n.keyring {
+		if err := a.requireKeyring(); err != nil {
+			return err
+		}
+	}
+	if n.oauth && a.connector == nil {
+		return errNoOAuth
+	}
+	if n.schema {
+		if err := a.requireSchema(ctx); err != nil {
+			return err
+		}
+	}
+	return work(a)
+}
+
 // requireSchema refuses to work on a database that is not migrated.
 func (a *app) requireSchema(ctx context.Context) error {
 	ok, err := a.db.SchemaCurrent(ctx)
@@ -165,13 +200,15 @@ func (a *app) source(ctx context.Context, acct syncer.Account) (syncer.Source, e
 
 // syncer builds the sync service on ClickHouse and impact.com.
 func (a *app) syncer(holder string) *syncer.Syncer {
+	lw := load.NewWriter(a.db)
+	lw.MergeParts = a.cfg.MergeParts
 	var (
-		w     syncer.Writer        = load.NewWriter(a.db)
+		w     syncer.Writer        = lw
 		cat   syncer.CatalogWriter = load.NewCatalogWriter(a.db)
 		state syncer.StateStore    = a.state
 	)
 	if m := a.metrics; m != nil {
-		w, cat, state = meteredWriter{load.NewWriter(a.db), m}, meteredCatalog{load.NewCatalogWriter(a.db), m}, meteredState{a.state, m}
+		w, cat, state = meteredWriter{lw, m}, meteredCatalog{load.NewCatalogWriter(a.db), m}, meteredState{a.state, m}
 	}
 	return &syncer.Syncer{
 		Accounts: a.accounts, Writer: w, Catalog: cat, State: state, Runs: a.runs,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,24 +22,21 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	applied, err := a.db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) == 0 {
-		fmt.Fprintf(stdout, "database %s is up to date\n", a.cfg.ClickHouseDatabase)
+	return withApp(ctx, stderr, needs{}, func(a *app) error {
+		applied, err := a.db.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintf(stdout, "database %s is up to date\n", a.cfg.ClickHouseDatabase)
+			return nil
+		}
+		fmt.Fprintf(stdout, "database %s: applied %d migrations\n", a.cfg.ClickHouseDatabase, len(applied))
+		for _, m := range applied {
+			fmt.Fprintln(stdout, "  ", m)
+		}
 		return nil
-	}
-	fmt.Fprintf(stdout, "database %s: applied %d migrations\n", a.cfg.ClickHouseDatabase, len(applied))
-	for _, m := range applied {
-		fmt.Fprintln(stdout, "  ", m)
-	}
-	return nil
+	})
 }
 
 const accountsUsage = `Usage: syncer accounts <add|list|check|set-token|disable|enable|remove> [flags]
@@ -88,6 +86,38 @@ func checkAccountID(id string) error {
 	return nil
 }
 
+// accountFlags are the flags naming an account to register: its id (under
+// the flag name idFlag), its persona and its Account SID, all required.
+type accountFlags struct {
+	fs               *flag.FlagSet
+	idFlag           string
+	id, persona, sid *string
+}
+
+func newAccountFlags(fs *flag.FlagSet, idFlag string) *accountFlags {
+	return &accountFlags{fs: fs, idFlag: idFlag,
+		id:      fs.String(idFlag, "", "our `ID` for the account (required)"),
+		persona: fs.String("persona", "", "`brand|partner`: the kind of account (required)"),
+		sid:     fs.String("sid", "", "impact.com Account `SID` (required)"),
+	}
+}
+
+// account returns the parsed flags' account, or a usage error naming the
+// command when one is missing or invalid.
+func (f *accountFlags) account() (id string, p syncer.Persona, sid string, err error) {
+	cmd := f.fs.Name()
+	if *f.id == "" || *f.persona == "" || *f.sid == "" {
+		return "", "", "", usageError("%s: --%s, --persona and --sid are required", cmd, f.idFlag)
+	}
+	if err := checkAccountID(*f.id); err != nil {
+		return "", "", "", err
+	}
+	if p, err = syncer.ParsePersona(*f.persona); err != nil {
+		return "", "", "", usageError("%s: %v", cmd, err)
+	}
+	return *f.id, p, *f.sid, nil
+}
+
 // readToken reads the Auth Token from standard input or IMPACT_AUTH_TOKEN.
 func readToken(fromStdin bool, stdin io.Reader) (syncer.Secret, error) {
 	if fromStdin {
@@ -132,66 +162,49 @@ func (a *app) checkCredentials(ctx context.Context, acct syncer.Account, token s
 
 func cmdAccountsAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("accounts add", "Registers an impact.com account after checking its credentials against the API.", stdout)
-	id := fs.String("id", "", "our `ID` for the account (required)")
-	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
-	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
+	named := newAccountFlags(fs, "id")
 	tokenStdin := fs.Bool("token-stdin", false, "read the Auth Token from standard input (else IMPACT_AUTH_TOKEN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *id == "" || *persona == "" || *sid == "" {
-		return usageError("accounts add: --id, --persona and --sid are required")
-	}
-	if err := checkAccountID(*id); err != nil {
-		return err
-	}
-	p, err := syncer.ParsePersona(*persona)
+	id, p, sid, err := named.account()
 	if err != nil {
-		return usageError("accounts add: %v", err)
+		return err
 	}
 	token, err := readToken(*tokenStdin, stdin)
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireKeyring(); err != nil {
-		return err
-	}
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	if existing, err := a.accounts.Account(ctx, *id); err == nil {
-		return fmt.Errorf("account %s already exists (SID %s); use 'syncer accounts set-token %s' to replace its token", *id, existing.SID, *id)
-	} else if !errors.Is(err, syncer.ErrNotFound) {
-		return err
-	}
-	now := time.Now().UTC()
-	acct := syncer.Account{ID: *id, Persona: p, SID: *sid, AuthKind: syncer.AuthBasic, Status: syncer.StatusActive,
-		StatusAt: now, CreatedAt: now, UpdatedAt: now}
-	missing, err := a.checkCredentials(ctx, acct, token)
-	if err != nil {
-		return err
-	}
-	acct.MissingPermissions = missing
-	if len(missing) > 0 {
-		acct.StatusReason = "the API token lacks: " + strings.Join(missing, "; ")
-	}
-	sealed, err := a.keyring.Seal(acct.ID, token)
-	if err != nil {
-		return err
-	}
-	if err := a.accounts.PutAccount(ctx, acct, sealed); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "account %s added (%s, SID %s); credentials checked with impact.com\n", acct.ID, acct.Persona, acct.SID)
-	if len(missing) > 0 {
-		fmt.Fprintf(stdout, "warning: the token lacks %s; grant it in impact.com (Settings → Technical → API)\n", strings.Join(missing, ", "))
-	}
-	return nil
+	return withApp(ctx, stderr, needs{keyring: true, schema: true}, func(a *app) error {
+		if existing, err := a.accounts.Account(ctx, id); err == nil {
+			return fmt.Errorf("account %s already exists (SID %s); use 'syncer accounts set-token %s' to replace its token", id, existing.SID, id)
+		} else if !errors.Is(err, syncer.ErrNotFound) {
+			return err
+		}
+		now := time.Now().UTC()
+		acct := syncer.Account{ID: id, Persona: p, SID: sid, AuthKind: syncer.AuthBasic, Status: syncer.StatusActive,
+			StatusAt: now, CreatedAt: now, UpdatedAt: now}
+		missing, err := a.checkCredentials(ctx, acct, token)
+		if err != nil {
+			return err
+		}
+		acct.MissingPermissions = missing
+		if len(missing) > 0 {
+			acct.StatusReason = "the API token lacks: " + strings.Join(missing, "; ")
+		}
+		sealed, err := a.keyring.Seal(acct.ID, token)
+		if err != nil {
+			return err
+		}
+		if err := a.accounts.PutAccount(ctx, acct, sealed); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "account %s added (%s, SID %s); credentials checked with impact.com\n", acct.ID, acct.Persona, acct.SID)
+		if len(missing) > 0 {
+			fmt.Fprintf(stdout, "warning: the token lacks %s; grant it in impact.com (Settings → Technical → API)\n", strings.Join(missing, ", "))
+		}
+		return nil
+	})
 }
 
 func cmdAccountsSetToken(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -208,34 +221,28 @@ func cmdAccountsSetToken(ctx context.Context, args []string, stdin io.Reader, st
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireKeyring(); err != nil {
-		return err
-	}
-	acct, err := a.accounts.Account(ctx, id)
-	if err != nil {
-		return err
-	}
-	missing, err := a.checkCredentials(ctx, acct, token)
-	if err != nil {
-		return err
-	}
-	sealed, err := a.keyring.Seal(acct.ID, token)
-	if err != nil {
-		return err
-	}
-	acct.AuthKind = syncer.AuthBasic
-	acct.Status, acct.StatusReason, acct.MissingPermissions = syncer.StatusActive, "", missing
-	acct.StatusAt, acct.UpdatedAt = time.Now().UTC(), time.Now().UTC()
-	if err := a.accounts.PutAccount(ctx, acct, sealed); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "account %s: new Auth Token stored; the account is active again\n", acct.ID)
-	return nil
+	return withApp(ctx, stderr, needs{keyring: true}, func(a *app) error {
+		acct, err := a.accounts.Account(ctx, id)
+		if err != nil {
+			return err
+		}
+		missing, err := a.checkCredentials(ctx, acct, token)
+		if err != nil {
+			return err
+		}
+		sealed, err := a.keyring.Seal(acct.ID, token)
+		if err != nil {
+			return err
+		}
+		acct.AuthKind = syncer.AuthBasic
+		acct.Status, acct.StatusReason, acct.MissingPermissions = syncer.StatusActive, "", missing
+		acct.StatusAt, acct.UpdatedAt = time.Now().UTC(), time.Now().UTC()
+		if err := a.accounts.PutAccount(ctx, acct, sealed); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "account %s: new Auth Token stored; the account is active again\n", acct.ID)
+		return nil
+	})
 }
 
 // splitID takes a leading positional id off args, so "set-token ID --flag"
@@ -263,28 +270,25 @@ func cmdAccountsState(ctx context.Context, verb string, args []string, stdout, s
 	if id == "" {
 		return usageError("accounts %s: the account id is required", verb)
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	acct, err := a.accounts.Account(ctx, id)
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "disable":
-		err = a.accounts.SetStatus(ctx, id, syncer.StatusDisabled, "disabled by an operator", acct.MissingPermissions)
-	case "enable":
-		err = a.accounts.SetStatus(ctx, id, syncer.StatusActive, "", acct.MissingPermissions)
-	case "remove":
-		err = a.accounts.DeleteAccount(ctx, id)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "account %s: %sd\n", id, strings.TrimSuffix(verb, "e"))
-	return nil
+	return withApp(ctx, stderr, needs{}, func(a *app) error {
+		acct, err := a.accounts.Account(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch verb {
+		case "disable":
+			err = a.accounts.SetStatus(ctx, id, syncer.StatusDisabled, "disabled by an operator", acct.MissingPermissions)
+		case "enable":
+			err = a.accounts.SetStatus(ctx, id, syncer.StatusActive, "", acct.MissingPermissions)
+		case "remove":
+			err = a.accounts.DeleteAccount(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "account %s: %sd\n", id, strings.TrimSuffix(verb, "e"))
+		return nil
+	})
 }
 
 func cmdAccountsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -293,26 +297,23 @@ func cmdAccountsList(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	accts, err := a.accounts.Accounts(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := jsonAccountList{Schema: "impact-syncer/accounts/v1", Accounts: []jsonAccount{}}
-		for _, ac := range accts {
-			out.Accounts = append(out.Accounts, toJSONAccount(ac))
+	return withApp(ctx, stderr, needs{}, func(a *app) error {
+		accts, err := a.accounts.Accounts(ctx)
+		if err != nil {
+			return err
 		}
-		return writeJSON(stdout, out)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPERSONA\tSID\tAUTH\tSTATUS\tREASON")
-	for _, ac := range accts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ac.ID, ac.Persona, ac.SID, ac.AuthKind, ac.Status, ac.StatusReason)
-	}
-	return tw.Flush()
+		if *asJSON {
+			out := jsonAccountList{Schema: "impact-syncer/accounts/v1", Accounts: []jsonAccount{}}
+			for _, ac := range accts {
+				out.Accounts = append(out.Accounts, toJSONAccount(ac))
+			}
+			return writeJSON(stdout, out)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPERSONA\tSID\tAUTH\tSTATUS\tREASON")
+		for _, ac := range accts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ac.ID, ac.Persona, ac.SID, ac.AuthKind, ac.Status, ac.StatusReason)
+		}
+		return tw.Flush()
+	})
 }

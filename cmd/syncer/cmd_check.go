@@ -2,27 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/impact-syncer/impact-syncer/internal/extract"
-	"github.com/impact-syncer/impact-syncer/internal/load"
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
-)
-
-// Entity check outcomes (accounts check).
-const (
-	checkGranted = "granted"            // the endpoint answered
-	checkMissing = "missing_permission" // 403: the token lacks the permission named
-	checkError   = "error"              // another failure (network, 5xx, refused credentials)
-	checkSkipped = "skipped"            // nothing to ask with (a brand without campaigns)
 )
 
 type jsonCheckEntity struct {
@@ -60,46 +48,41 @@ unless every entity is granted.`, stdout)
 	if id == "" {
 		return usageError("accounts check: the account id is required")
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	acct, err := a.accounts.Account(ctx, id)
-	if err != nil {
-		return err
-	}
-	res := a.check(ctx, acct)
-	if *asJSON {
-		if err := writeJSON(stdout, res); err != nil {
+	return withApp(ctx, stderr, needs{schema: true}, func(a *app) error {
+		acct, err := a.accounts.Account(ctx, id)
+		if err != nil {
 			return err
 		}
-	} else {
-		fmt.Fprintf(stdout, "%s  (%s, SID %s, %s)  credentials: %s %s\n", acct.ID, acct.Persona, acct.SID, acct.AuthKind, res.Credentials, res.Detail)
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ENTITY\tENDPOINT\tRESULT\tDETAIL")
-		for _, e := range res.Entities {
-			detail := e.Detail
-			if e.Permission != "" {
-				detail = "lacks: " + e.Permission
+		res := a.check(ctx, acct)
+		if *asJSON {
+			if err := writeJSON(stdout, res); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Entity, e.Endpoint, e.Result, oneLine(detail))
+		} else {
+			fmt.Fprintf(stdout, "%s  (%s, SID %s, %s)  credentials: %s %s\n", acct.ID, acct.Persona, acct.SID, acct.AuthKind, res.Credentials, res.Detail)
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  ENTITY\tENDPOINT\tRESULT\tDETAIL")
+			for _, e := range res.Entities {
+				detail := e.Detail
+				if e.Permission != "" {
+					detail = "lacks: " + e.Permission
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Entity, e.Endpoint, e.Result, oneLine(detail))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%d requests\n", res.Requests)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
+		if !res.OK {
+			return &exitError{code: 1, err: fmt.Errorf("account %s: check failed (credentials %s)", acct.ID, res.Credentials)}
 		}
-		fmt.Fprintf(stdout, "%d requests\n", res.Requests)
-	}
-	if !res.OK {
-		return &exitError{code: 1, err: fmt.Errorf("account %s: check failed (credentials %s)", acct.ID, res.Credentials)}
-	}
-	return nil
+		return nil
+	})
 }
 
-// check asks each of the account's endpoints for a little data.
+// check asks each of the account's endpoints for a little data
+// (syncer.CheckAccess) and counts the requests that took.
 func (a *app) check(ctx context.Context, acct syncer.Account) jsonCheck {
 	res := jsonCheck{Schema: "impact-syncer/check/v1", AccountID: acct.ID, Persona: string(acct.Persona), Auth: string(acct.AuthKind),
 		Entities: []jsonCheckEntity{}}
@@ -109,81 +92,23 @@ func (a *app) check(ctx context.Context, acct syncer.Account) jsonCheck {
 		res.Credentials, res.Detail = "error", err.Error()
 		return res
 	}
-	var campaign string
+	access := syncer.CheckAccess(ctx, src, acct, time.Now)
 	res.Credentials = "ok"
-	for _, e := range syncer.AllEntities {
-		if !e.AvailableTo(acct.Persona) {
-			continue
-		}
-		ce := jsonCheckEntity{Entity: string(e), Endpoint: extract.Resource(e)}
-		q := syncer.Query{Entity: e}
-		if e == syncer.Actions || e == syncer.ActionUpdates {
-			now, ok := src.ServerNow()
-			if !ok {
-				now = time.Now().UTC()
-			}
-			q.Filter, q.Window = syncer.ByUpdated, syncer.Window{Start: now.Add(-24 * time.Hour), End: now}
-			if acct.Persona == syncer.Brand {
-				if campaign == "" {
-					ce.Result, ce.Detail = checkSkipped, "no campaign to ask about"
-					res.Entities = append(res.Entities, ce)
-					continue
-				}
-				q.CampaignID = campaign
-			}
-		}
-		err := firstRecord(ctx, src, q, func(r syncer.Record) {
-			if e == syncer.Campaigns && campaign == "" {
-				campaign = r.ID
-			}
-		})
-		var forbidden *syncer.ForbiddenError
-		var unauthorized *syncer.UnauthorizedError
-		switch {
-		case err == nil:
-			ce.Result = checkGranted
-		case errors.As(err, &forbidden):
-			ce.Result, ce.Permission, ce.Detail = checkMissing, forbidden.Permission, forbidden.Message
-		case errors.As(err, &unauthorized), errors.Is(err, syncer.ErrNeedsReconnect):
-			ce.Result, ce.Detail = checkError, err.Error()
-			res.Credentials, res.Detail = "refused", err.Error()
-		default:
-			ce.Result, ce.Detail = checkError, err.Error()
-		}
-		res.Entities = append(res.Entities, ce)
-		if res.Credentials == "refused" {
-			break // every other request would be refused too
-		}
+	if access.Refused != nil {
+		res.Credentials, res.Detail = "refused", access.Refused.Error()
+	}
+	for _, e := range access.Entities {
+		res.Entities = append(res.Entities, jsonCheckEntity{Entity: string(e.Entity), Endpoint: extract.Resource(e.Entity),
+			Result: string(e.Result), Permission: e.Permission, Detail: e.Detail})
 	}
 	res.Requests = requests.Load()
-	res.OK = res.Credentials == "ok"
-	for _, e := range res.Entities {
-		if e.Result != checkGranted {
-			res.OK = false
-		}
-	}
+	res.OK = access.OK()
 	return res
 }
 
-// firstRecord reads the query's first record (or none) and stops: a record
-// that does not decode still proves the endpoint answered.
-func firstRecord(ctx context.Context, src syncer.Source, q syncer.Query, seen func(syncer.Record)) error {
-	for r, err := range src.Records(ctx, q) {
-		var de *syncer.DecodeError
-		if errors.As(err, &de) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		seen(r)
-		return nil
-	}
-	return nil
-}
-
-// Dry-run backfill: the real pass plans against the real watermarks and the
-// real campaign list, but reads no window and writes nothing.
+// Dry-run backfill: syncer's DryRun plans the real pass against the real
+// watermarks and campaign list, reading no window and writing nothing; this
+// is its report.
 
 type jsonPlanEntity struct {
 	Entity  string `json:"entity"`
@@ -209,31 +134,15 @@ const rateLimitPerHour = 1000
 
 func (a *app) backfillPlan(ctx context.Context, acct syncer.Account, req syncer.Request) (jsonPlan, error) {
 	requests := a.countRequests()
-	src, err := a.source(ctx, acct)
+	windows, err := a.syncer(holderName("syncer backfill --dry-run")).DryRun(ctx, acct, req)
 	if err != nil {
 		return jsonPlan{}, err
-	}
-	dry := &planSource{real: src, windows: map[syncer.Entity]int{}}
-	base := a.syncer(holderName("syncer backfill --dry-run"))
-	svc := &syncer.Syncer{
-		Accounts: readOnlyAccounts{a.accounts}, Writer: discard{}, Catalog: discard{}, State: readOnlyState{a.state},
-		Runs: discard{}, Source: func(context.Context, syncer.Account) (syncer.Source, error) { return dry, nil },
-		Logger: a.log, Holder: base.Holder, NewRunID: newRunID, Options: base.Options,
-	}
-	res := svc.SyncAccount(ctx, acct, req)
-	if res.Err != nil {
-		return jsonPlan{}, res.Err
-	}
-	for _, r := range res.Runs {
-		if r.Status != syncer.RunSucceeded && r.Status != syncer.RunSkipped {
-			return jsonPlan{}, fmt.Errorf("planning %s: %s", r.Entity, r.Error)
-		}
 	}
 	plan := jsonPlan{Schema: "impact-syncer/backfill-plan/v1", AccountID: acct.ID, From: optTime(req.From), To: optTime(req.To),
 		Entities: []jsonPlanEntity{}, PlanningRequests: requests.Load(), RateLimitPerHour: rateLimitPerHour,
 		PageSize: a.cfg.PageSizeActions}
 	for _, e := range req.Entities {
-		n := dry.count(e)
+		n := windows[e]
 		plan.Entities = append(plan.Entities, jsonPlanEntity{Entity: string(e), Windows: n})
 		plan.Windows += n
 	}
@@ -260,64 +169,6 @@ func printPlan(w io.Writer, p jsonPlan) {
 		thousands(p.RateLimitPerHour), (time.Duration(p.MinSeconds) * time.Second).Round(time.Second))
 	fmt.Fprintf(w, "  planning it took %d request(s)\n", p.PlanningRequests)
 }
-
-// planSource passes the catalog reads a plan needs (campaigns, the API's
-// clock) to the real client and answers every windowed read with nothing,
-// counting the windows.
-type planSource struct {
-	real    syncer.Source
-	mu      sync.Mutex
-	windows map[syncer.Entity]int
-}
-
-func (s *planSource) Records(ctx context.Context, q syncer.Query) iter.Seq2[syncer.Record, error] {
-	if q.Entity == syncer.Actions || q.Entity == syncer.ActionUpdates {
-		s.mu.Lock()
-		s.windows[q.Entity]++
-		s.mu.Unlock()
-		return func(func(syncer.Record, error) bool) {}
-	}
-	return s.real.Records(ctx, q)
-}
-
-func (s *planSource) ServerNow() (time.Time, bool) { return s.real.ServerNow() }
-
-func (s *planSource) count(e syncer.Entity) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.windows[e]
-}
-
-// discard writes nothing.
-type discard struct{}
-
-func (discard) Write(context.Context, string, syncer.Entity, []syncer.Record) error { return nil }
-func (discard) ReplaceCatalog(context.Context, string, syncer.Entity, []syncer.Record, time.Time) error {
-	return nil
-}
-func (discard) RecordRun(context.Context, syncer.Run) error                 { return nil }
-func (discard) CloseAbandoned(context.Context, string, string) (int, error) { return 0, nil }
-
-// readOnlyState reads the real watermarks (so a resumed backfill's plan
-// skips what is done) and stores none.
-type readOnlyState struct{ s *load.StateStore }
-
-func (r readOnlyState) Watermark(ctx context.Context, k syncer.WatermarkKey) (time.Time, bool, error) {
-	return r.s.Watermark(ctx, k)
-}
-func (readOnlyState) SetWatermark(context.Context, syncer.WatermarkKey, time.Time) error { return nil }
-
-// readOnlyAccounts reads the real accounts and changes none.
-type readOnlyAccounts struct{ *load.AccountStore }
-
-func (readOnlyAccounts) PutAccount(context.Context, syncer.Account, syncer.SealedSecret) error {
-	return nil
-}
-func (readOnlyAccounts) SetSecret(context.Context, string, syncer.SealedSecret) error { return nil }
-func (readOnlyAccounts) SetStatus(context.Context, string, syncer.Status, string, []string) error {
-	return nil
-}
-func (readOnlyAccounts) DeleteAccount(context.Context, string) error { return nil }
 
 // countRequests counts, from now on, the requests this app sends to
 // impact.com.

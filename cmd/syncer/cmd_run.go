@@ -31,7 +31,7 @@ func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule,
 		cfg.OnAccounts = func(accts []syncer.Account) {
 			m.accountStatuses(accts)
 			if a.watch != nil {
-				a.watch.observe(accts, true)
+				a.watch.Observe(accts, true)
 			}
 		}
 		cfg.OnSkipped = func(acct syncer.Account) { m.skipped.WithLabelValues(string(acct.Status)).Inc() }
@@ -39,7 +39,7 @@ func (a *app) newWorker(svc *syncer.Syncer, schedules []worker.Schedule,
 			m.result(res)
 			if a.watch != nil { // the pass may have flagged the account or found a permission missing
 				if fresh, err := a.accounts.Account(context.Background(), res.Account.ID); err == nil {
-					a.watch.observe([]syncer.Account{fresh}, false)
+					a.watch.Observe([]syncer.Account{fresh}, false)
 				}
 			}
 		}
@@ -55,11 +55,12 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
+	return withApp(ctx, stderr, needs{}, func(a *app) error { return a.runWorker(ctx) })
+}
+
+// runWorker is the worker of syncer run, on an open app, until ctx ends and
+// the shutdown is done.
+func (a *app) runWorker(ctx context.Context) error {
 	a.log.Info("starting worker", append(a.cfg.fields(), zap.String("version", version))...)
 	applied, err := a.db.Migrate(ctx)
 	if err != nil {
@@ -83,8 +84,8 @@ SYNCER_HTTP_ADDR, and shuts down gracefully on SIGTERM or SIGINT.`, stdout)
 			return err
 		}
 		defer n.Close(5 * time.Second)
-		a.watch = newAccountWatch(n.Notify, a.log)
-		a.watch.observe(accts, true)
+		a.watch = webhook.NewWatch(n.Notify, a.log, time.Now)
+		a.watch.Observe(accts, true)
 	}
 	holder := holderName("syncer run")
 	var share func(context.Context, []syncer.Account) ([]syncer.Account, error)

@@ -11,50 +11,14 @@ import (
 	"github.com/impact-syncer/impact-syncer/internal/syncer"
 )
 
-// entityStatus is what status shows per account and entity.
-type entityStatus struct {
-	Entity      syncer.Entity
-	Last        syncer.Run // the latest run
-	LastSuccess syncer.Run // the latest successful run (zero if none)
-}
-
-// Freshness is the time since the last successful run finished.
-func (s entityStatus) Freshness(now time.Time) time.Duration {
-	if s.LastSuccess.FinishedAt.IsZero() {
-		return -1
-	}
-	return now.Sub(s.LastSuccess.FinishedAt)
-}
-
-// accountStatus gathers an account's latest run per entity.
-func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]entityStatus, error) {
+// accountStatus reads where each entity of the account stands, from its
+// last 500 runs.
+func (a *app) accountStatus(ctx context.Context, acct syncer.Account) ([]syncer.EntityStatus, error) {
 	runs, err := a.runs.Runs(ctx, acct.ID, 500)
 	if err != nil {
 		return nil, err
 	}
-	by := map[syncer.Entity]*entityStatus{}
-	for _, r := range runs { // newest first
-		s, ok := by[r.Entity]
-		if !ok {
-			s = &entityStatus{Entity: r.Entity, Last: r}
-			by[r.Entity] = s
-		}
-		if s.LastSuccess.ID == "" && r.Status == syncer.RunSucceeded {
-			s.LastSuccess = r
-		}
-	}
-	var out []entityStatus
-	for _, e := range syncer.AllEntities {
-		if !e.AvailableTo(acct.Persona) {
-			continue
-		}
-		if s, ok := by[e]; ok {
-			out = append(out, *s)
-		} else {
-			out = append(out, entityStatus{Entity: e})
-		}
-	}
-	return out, nil
+	return syncer.EntityStatuses(acct.Persona, runs), nil
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,28 +28,34 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	var accts []syncer.Account
-	if *account != "" {
-		acct, err := a.accounts.Account(ctx, *account)
+	return withApp(ctx, stderr, needs{schema: true}, func(a *app) error {
+		accts, err := a.namedOrAll(ctx, *account)
 		if err != nil {
 			return err
 		}
-		accts = []syncer.Account{acct}
-	} else if accts, err = a.accounts.Accounts(ctx); err != nil {
-		return err
+		now := time.Now().UTC()
+		if *asJSON {
+			return a.statusJSON(ctx, stdout, accts, now)
+		}
+		return a.statusText(ctx, stdout, accts, now)
+	})
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
-	now := time.Now().UTC()
-	if *asJSON {
-		return a.statusJSON(ctx, stdout, accts, now)
-	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// statusText prints the status of accts as tables, with the fleet's live
+// workers and who is syncing each account now.
+func (a *app) statusText(ctx context.Context, stdout io.Writer, accts []syncer.Account, now time.Time) error {
 	if len(accts) == 0 {
 		fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
 		return nil
@@ -140,18 +110,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
 func (a *app) statusJSON(ctx context.Context, stdout io.Writer, accts []syncer.Account, now time.Time) error {

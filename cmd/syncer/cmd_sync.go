@@ -26,51 +26,45 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usageError("sync: %v", err)
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	accts, skipped, err := a.selectAccounts(ctx, *account)
-	if err != nil {
-		return err
-	}
-	if !*asJSON {
-		for _, s := range skipped {
-			fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
-		}
-	}
-	if len(accts) == 0 {
-		if *asJSON {
-			if err := writeJSON(stdout, toJSONReport(nil, skipped)); err != nil {
-				return err
-			}
-		}
-		if len(skipped) > 0 {
-			return errors.New("no active account to sync")
+	return withApp(ctx, stderr, needs{schema: true}, func(a *app) error {
+		accts, skipped, err := a.selectAccounts(ctx, *account)
+		if err != nil {
+			return err
 		}
 		if !*asJSON {
-			fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+			for _, s := range skipped {
+				fmt.Fprintf(stdout, "skipping %s: %s (%s)\n", s.ID, s.Status, s.StatusReason)
+			}
 		}
-		return nil
-	}
-	if err := a.openKeeper(ctx, "syncer sync"); err != nil {
-		return err
-	}
-	w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil, nil)
-	if err != nil {
-		return err
-	}
-	results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
-	n, wait := a.db.Statements()
-	a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", n), zap.Duration("clickhouse_wait", wait))
-	if *asJSON {
-		return reportJSON(stdout, results, skipped)
-	}
-	return report(stdout, results)
+		if len(accts) == 0 {
+			if *asJSON {
+				if err := writeJSON(stdout, toJSONReport(nil, skipped)); err != nil {
+					return err
+				}
+			}
+			if len(skipped) > 0 {
+				return errors.New("no active account to sync")
+			}
+			if !*asJSON {
+				fmt.Fprintln(stdout, "no accounts registered; add one with 'syncer accounts add'")
+			}
+			return nil
+		}
+		if err := a.openKeeper(ctx, "syncer sync"); err != nil {
+			return err
+		}
+		w, err := a.newWorker(a.syncer(holderName("syncer sync")), nil, nil)
+		if err != nil {
+			return err
+		}
+		results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
+		n, wait := a.db.Statements()
+		a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", n), zap.Duration("clickhouse_wait", wait))
+		if *asJSON {
+			return reportJSON(stdout, results, skipped)
+		}
+		return report(stdout, results)
+	})
 }
 
 // reportJSON prints the report as JSON and, like report, returns an error if
@@ -89,14 +83,8 @@ func reportJSON(stdout io.Writer, results []syncer.AccountResult, skipped []sync
 // selectAccounts returns the accounts to sync: the named one, or every active
 // one. Accounts that are not active are returned as skipped.
 func (a *app) selectAccounts(ctx context.Context, id string) (active, skipped []syncer.Account, err error) {
-	var all []syncer.Account
-	if id != "" {
-		acct, err := a.accounts.Account(ctx, id)
-		if err != nil {
-			return nil, nil, err
-		}
-		all = []syncer.Account{acct}
-	} else if all, err = a.accounts.Accounts(ctx); err != nil {
+	all, err := a.namedOrAll(ctx, id)
+	if err != nil {
 		return nil, nil, err
 	}
 	for _, acct := range all {
@@ -107,6 +95,19 @@ func (a *app) selectAccounts(ctx context.Context, id string) (active, skipped []
 		}
 	}
 	return active, skipped, nil
+}
+
+// namedOrAll returns the account named id, or every account when id is
+// empty.
+func (a *app) namedOrAll(ctx context.Context, id string) ([]syncer.Account, error) {
+	if id == "" {
+		return a.accounts.Accounts(ctx)
+	}
+	acct, err := a.accounts.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return []syncer.Account{acct}, nil
 }
 
 // report prints one line per entity run and returns an error if anything
@@ -189,44 +190,38 @@ incremental watermarks and never runs beside another run of the same account.`, 
 	if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
 		return usageError("backfill: --to %s is before --from %s", *to, *from)
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
-	acct, err := a.accounts.Account(ctx, *account)
-	if err != nil {
-		return err
-	}
-	if !acct.Active() {
-		return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
-	}
-	if *dryRun {
-		plan, err := a.backfillPlan(ctx, acct, req)
+	return withApp(ctx, stderr, needs{schema: true}, func(a *app) error {
+		acct, err := a.accounts.Account(ctx, *account)
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return writeJSON(stdout, plan)
+		if !acct.Active() {
+			return fmt.Errorf("account %s is %s: %s", acct.ID, acct.Status, acct.StatusReason)
 		}
-		printPlan(stdout, plan)
-		return nil
-	}
-	if err := a.openKeeper(ctx, "syncer backfill"); err != nil {
-		return err
-	}
-	svc := a.syncer(holderName("syncer backfill"))
-	var finish func()
-	svc.Progress, finish = progressPrinter(stderr, a.log, a.logOut)
-	res := svc.SyncAccount(ctx, acct, req)
-	finish()
-	if *asJSON {
-		return reportJSON(stdout, []syncer.AccountResult{res}, nil)
-	}
-	return report(stdout, []syncer.AccountResult{res})
+		if *dryRun {
+			plan, err := a.backfillPlan(ctx, acct, req)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(stdout, plan)
+			}
+			printPlan(stdout, plan)
+			return nil
+		}
+		if err := a.openKeeper(ctx, "syncer backfill"); err != nil {
+			return err
+		}
+		svc := a.syncer(holderName("syncer backfill"))
+		var finish func()
+		svc.Progress, finish = progressPrinter(stderr, a.log, a.logOut)
+		res := svc.SyncAccount(ctx, acct, req)
+		finish()
+		if *asJSON {
+			return reportJSON(stdout, []syncer.AccountResult{res}, nil)
+		}
+		return report(stdout, []syncer.AccountResult{res})
+	})
 }
 
 // parseWhen parses a date or an RFC 3339 time. A date as an end means the

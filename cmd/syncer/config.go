@@ -80,6 +80,7 @@ type Config struct {
 	ClearingInterval time.Duration `env:"SYNCER_CLEARING_INTERVAL, default=6h" desc:"how often the ClearedDate re-scan runs"`
 	BatchSize        int           `env:"SYNCER_BATCH_SIZE, default=2000" desc:"most decoded rows a run holds before they are sent to ClickHouse (bounds memory)"`
 	InsertRows       int           `env:"SYNCER_INSERT_ROWS, default=100000" desc:"most rows one streamed INSERT carries before it is committed (ClickHouse holds them meanwhile)"`
+	MergeParts       int           `env:"SYNCER_MERGE_PARTS, default=60" desc:"a run that wrote a month in several inserts merges the months it wrote when the table holds more active parts than this (a FINAL read on 18.16 needs ~1 MiB per column of every part); 0: always"`
 	MemoryLimitMiB   int           `env:"SYNCER_MEMORY_LIMIT_MIB, default=100" desc:"soft memory limit of the Go runtime in MiB (0: none; GOMEMLIMIT, when set, wins)"`
 	PageSizeActions  int           `env:"SYNCER_PAGE_SIZE_ACTIONS, default=20000" desc:"Actions/ActionUpdates page size (2000-20000)"`
 	RequestTimeout   time.Duration `env:"SYNCER_REQUEST_TIMEOUT, default=2m" desc:"one HTTP request, body included"`
@@ -360,6 +361,9 @@ func (c Config) problems() []error {
 	}
 	if c.MemoryLimitMiB < 0 {
 		bad("SYNCER_MEMORY_LIMIT_MIB %d: want 0 (no limit) or more", c.MemoryLimitMiB)
+	}
+	if c.MergeParts < 0 {
+		bad("SYNCER_MERGE_PARTS %d: want 0 or more", c.MergeParts)
 	}
 	if c.InsertRows < 1 {
 		bad("SYNCER_INSERT_ROWS %d: want at least 1", c.InsertRows)

@@ -509,3 +509,15 @@ func (r retryCounter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.
 func withRetryCounter(log *zap.Logger, a *app) *zap.Logger {
 	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, retryCounter{a}) }))
 }
+
+// inFlightSyncer counts the passes running (impact_syncer_passes_in_flight).
+type inFlightSyncer struct {
+	svc *syncer.Syncer
+	m   *metrics
+}
+
+func (s inFlightSyncer) SyncAccount(ctx context.Context, a syncer.Account, req syncer.Request) syncer.AccountResult {
+	s.m.inFlight.Inc()
+	defer s.m.inFlight.Dec()
+	return s.svc.SyncAccount(ctx, a, req)
+}

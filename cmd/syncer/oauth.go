@@ -107,38 +107,32 @@ refresh token encrypted. Also re-authorizes an account flagged needs_reconnect.
 With --worker, a running worker (on this machine, or in its container through
 docker compose exec) serves the redirect instead: the command prints the URL
 to open and the worker completes the connection.`, stdout)
-	id := fs.String("account", "", "our `ID` for the account (required)")
-	persona := fs.String("persona", "", "`brand|partner`: the kind of account (required)")
-	sid := fs.String("sid", "", "impact.com Account `SID` (required)")
+	named := newAccountFlags(fs, "account")
 	wait := fs.Duration("timeout", auth.PendingTTL, "how long to wait for the authorization")
 	via := fs.String("worker", "", "`URL` of a running worker that serves the redirect (e.g. http://127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *id == "" || *persona == "" || *sid == "" {
-		return usageError("connect: --account, --persona and --sid are required")
-	}
-	if err := checkAccountID(*id); err != nil {
-		return err
-	}
-	p, err := syncer.ParsePersona(*persona)
+	id, p, sid, err := named.account()
 	if err != nil {
-		return usageError("connect: %v", err)
+		return err
 	}
 	if *via != "" {
-		return connectViaWorker(ctx, *via, *id, p, *sid, stdout)
+		return connectViaWorker(ctx, *via, id, p, sid, stdout)
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if a.connector == nil {
-		return errors.New("connect: OAuth is not configured: set IMPACT_OAUTH_CLIENT_ID, IMPACT_OAUTH_CLIENT_SECRET (or _FILE), IMPACT_OAUTH_REDIRECT_URL and IMPACT_OAUTH_SCOPES")
-	}
-	if err := a.requireSchema(ctx); err != nil {
-		return err
-	}
+	return withApp(ctx, stderr, needs{oauth: true, schema: true}, func(a *app) error {
+		return a.connect(ctx, id, p, sid, *wait, stdout)
+	})
+}
+
+// errNoOAuth refuses the commands that need OAuth (connect) when it is not
+// configured.
+var errNoOAuth = errors.New("connect: OAuth is not configured: set IMPACT_OAUTH_CLIENT_ID, IMPACT_OAUTH_CLIENT_SECRET (or _FILE), IMPACT_OAUTH_REDIRECT_URL and IMPACT_OAUTH_SCOPES")
+
+// connect is syncer connect on an open app: it serves the redirect on
+// IMPACT_OAUTH_REDIRECT_URL itself and waits up to wait for the account to
+// be authorized.
+func (a *app) connect(ctx context.Context, id string, p syncer.Persona, sid string, wait time.Duration, stdout io.Writer) error {
 	redirect, err := url.Parse(a.cfg.OAuthRedirectURL)
 	if err != nil {
 		return fmt.Errorf("IMPACT_OAUTH_REDIRECT_URL: %w", err)
@@ -184,22 +178,22 @@ to open and the worker completes the connection.`, stdout)
 		_ = srv.Shutdown(sctx)
 	}()
 
-	authURL, err := cb.Connector.Begin(*id, p, *sid)
+	authURL, err := cb.Connector.Begin(id, p, sid)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Open this URL in a browser and approve access for %s (SID %s):\n\n  %s\n\nWaiting for impact.com to redirect to %s ...\n", *id, *sid, authURL, redirect.Redacted())
-	timer := time.NewTimer(*wait)
+	fmt.Fprintf(stdout, "Open this URL in a browser and approve access for %s (SID %s):\n\n  %s\n\nWaiting for impact.com to redirect to %s ...\n", id, sid, authURL, redirect.Redacted())
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("connect %s: %w", *id, err)
+			return fmt.Errorf("connect %s: %w", id, err)
 		}
-		fmt.Fprintf(stdout, "account %s connected with OAuth; its refresh token is stored encrypted\n", *id)
+		fmt.Fprintf(stdout, "account %s connected with OAuth; its refresh token is stored encrypted\n", id)
 		return nil
 	case <-timer.C:
-		return fmt.Errorf("connect %s: no authorization arrived within %s; run the command again", *id, *wait)
+		return fmt.Errorf("connect %s: no authorization arrived within %s; run the command again", id, wait)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -218,53 +212,20 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	if err := a.requireKeyring(); err != nil {
-		return err
-	}
-	accts, err := a.accounts.Accounts(ctx)
-	if err != nil {
-		return err
-	}
-	var changed, same int
-	var failed []error
-	for _, ac := range accts {
-		sealed, err := a.accounts.Secret(ctx, ac.ID)
+	return withApp(ctx, stderr, needs{keyring: true}, func(a *app) error {
+		r, err := a.keyring.ResealAll(ctx, a.accounts)
 		if err != nil {
-			failed = append(failed, fmt.Errorf("account %s: %w", ac.ID, err))
-			continue
+			return err
 		}
-		if len(sealed.Ciphertext) == 0 {
-			same++
-			continue
+		fmt.Fprintf(stdout, "re-encrypted %d secrets under key %s; %d already used it\n", r.Changed, a.keyring.PrimaryID(), r.Same)
+		if len(r.Failed) > 0 {
+			return fmt.Errorf("%d secrets could not be re-encrypted: %w", len(r.Failed), errors.Join(r.Failed...))
 		}
-		out, did, err := a.keyring.Reseal(ac.ID, sealed)
-		if err != nil {
-			failed = append(failed, err) // names the account already
-			continue
+		if r.Changed > 0 || r.Same > 0 {
+			fmt.Fprintln(stdout, "once every process runs with the new key, SYNCER_ENCRYPTION_OLD_KEYS can be emptied")
 		}
-		if !did {
-			same++
-			continue
-		}
-		if err := a.accounts.SetSecret(ctx, ac.ID, out); err != nil {
-			failed = append(failed, fmt.Errorf("account %s: %w", ac.ID, err))
-			continue
-		}
-		changed++
-	}
-	fmt.Fprintf(stdout, "re-encrypted %d secrets under key %s; %d already used it\n", changed, a.keyring.PrimaryID(), same)
-	if len(failed) > 0 {
-		return fmt.Errorf("%d secrets could not be re-encrypted: %w", len(failed), errors.Join(failed...))
-	}
-	if changed > 0 || same > 0 {
-		fmt.Fprintln(stdout, "once every process runs with the new key, SYNCER_ENCRYPTION_OLD_KEYS can be emptied")
-	}
-	return nil
+		return nil
+	})
 }
 
 const keysSummary = `Re-encrypts every stored secret under SYNCER_ENCRYPTION_KEY. Put the previous

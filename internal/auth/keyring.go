@@ -9,6 +9,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -291,6 +292,51 @@ func (kr *Keyring) Reseal(accountID string, s syncer.SealedSecret) (out syncer.S
 	}
 	out, err = kr.Seal(accountID, pt)
 	return out, err == nil, err
+}
+
+// Rotation is what ResealAll did.
+type Rotation struct {
+	Changed int     // secrets re-encrypted under the primary key
+	Same    int     // secrets already under it, and accounts with no secret
+	Failed  []error // one per secret that could not be re-encrypted, naming its account
+}
+
+// ResealAll re-encrypts every account's stored secret under the primary key
+// (`syncer keys rotate`), writing only those that change. A secret that
+// cannot be read, opened or stored does not stop the others: it goes into
+// Failed. The error is for listing the accounts only.
+func (kr *Keyring) ResealAll(ctx context.Context, store syncer.AccountStore) (Rotation, error) {
+	accts, err := store.Accounts(ctx)
+	if err != nil {
+		return Rotation{}, err
+	}
+	var r Rotation
+	for _, ac := range accts {
+		sealed, err := store.Secret(ctx, ac.ID)
+		if err != nil {
+			r.Failed = append(r.Failed, fmt.Errorf("account %s: %w", ac.ID, err))
+			continue
+		}
+		if len(sealed.Ciphertext) == 0 {
+			r.Same++
+			continue
+		}
+		out, did, err := kr.Reseal(ac.ID, sealed)
+		if err != nil {
+			r.Failed = append(r.Failed, err) // names the account already
+			continue
+		}
+		if !did {
+			r.Same++
+			continue
+		}
+		if err := store.SetSecret(ctx, ac.ID, out); err != nil {
+			r.Failed = append(r.Failed, fmt.Errorf("account %s: %w", ac.ID, err))
+			continue
+		}
+		r.Changed++
+	}
+	return r, nil
 }
 
 // printableID quotes a key id read from storage, cut short if it is long.

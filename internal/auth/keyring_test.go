@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -206,6 +207,80 @@ func TestRotation(t *testing.T) {
 	}
 	if _, _, err := newOnly.Reseal("acct-1", sealed); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("Reseal without the old key: %v", err)
+	}
+}
+
+// secretStore is an account store holding sealed secrets only: what
+// ResealAll reads and writes.
+type secretStore struct {
+	syncer.AccountStore // the other methods are not called
+	ids                 []string
+	secrets             map[string]syncer.SealedSecret
+	failSet             map[string]bool
+	failList            error
+}
+
+func (s *secretStore) Accounts(context.Context) ([]syncer.Account, error) {
+	var out []syncer.Account
+	for _, id := range s.ids {
+		out = append(out, syncer.Account{ID: id})
+	}
+	return out, s.failList
+}
+
+func (s *secretStore) Secret(_ context.Context, id string) (syncer.SealedSecret, error) {
+	return s.secrets[id], nil
+}
+
+func (s *secretStore) SetSecret(_ context.Context, id string, sealed syncer.SealedSecret) error {
+	if s.failSet[id] {
+		return errors.New("store refused")
+	}
+	s.secrets[id] = sealed
+	return nil
+}
+
+func TestResealAll(t *testing.T) {
+	oldKR, otherKR, rotated := testKeyring(t, 1), testKeyring(t, 3), testKeyring(t, 2, 1)
+	seal := func(kr *Keyring, id string) syncer.SealedSecret {
+		s, err := kr.Seal(id, syncer.Secret("tok-"+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	store := &secretStore{
+		ids: []string{"old", "current", "none", "unknown-key", "write-fails"},
+		secrets: map[string]syncer.SealedSecret{
+			"old": seal(oldKR, "old"), "current": seal(rotated, "current"),
+			"unknown-key": seal(otherKR, "unknown-key"), "write-fails": seal(oldKR, "write-fails"),
+		},
+		failSet: map[string]bool{"write-fails": true},
+	}
+	r, err := rotated.ResealAll(t.Context(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Changed != 1 || r.Same != 2 || len(r.Failed) != 2 {
+		t.Fatalf("ResealAll = %+v, want 1 changed (old), 2 same (current, none), 2 failed", r)
+	}
+	if !errors.Is(r.Failed[0], ErrUnknownKey) || !strings.Contains(r.Failed[0].Error(), "unknown-key") {
+		t.Errorf("first failure %v: want ErrUnknownKey naming account unknown-key", r.Failed[0])
+	}
+	if !strings.Contains(r.Failed[1].Error(), "account write-fails: store refused") {
+		t.Errorf("second failure %v: want the store's error naming account write-fails", r.Failed[1])
+	}
+	if s := store.secrets["old"]; s.KeyID != rotated.PrimaryID() {
+		t.Errorf("old secret still under key %s", s.KeyID)
+	}
+	newOnly := testKeyring(t, 2)
+	if got, err := newOnly.Open("old", store.secrets["old"]); err != nil || got != "tok-old" {
+		t.Errorf("resealed secret opens to %q, %v", got.Reveal(), err)
+	}
+
+	store.failList = errors.New("ClickHouse unreachable")
+	if _, err := rotated.ResealAll(t.Context(), store); err == nil {
+		t.Error("ResealAll hid the error listing the accounts")
 	}
 }
 

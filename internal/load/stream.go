@@ -129,17 +129,17 @@ var _ syncer.PartMerger = (*Writer)(nil)
 // server that takes longer leaves the rest to its background merges.
 const mergeTimeout = 2 * time.Minute
 
-// partBudget is how many active parts a table may hold before MergeMonths
-// merges. A FINAL read on 18.16 opens every part of the table at once, with
-// a read buffer (max_read_buffer_size, 1 MiB) per column of each: 60 parts
-// of the ~50 columns of actions come to about 3 GiB, under the 4 GB
+// DefaultMergeParts is how many active parts a table may hold before
+// MergeMonths merges. A FINAL read on 18.16 opens every part of the table at
+// once, with a read buffer (max_read_buffer_size, 1 MiB) per column of each:
+// 60 parts of the ~50 columns of actions come to about 3 GiB, under the 4 GB
 // max_memory_usage of the project's test server and the 10 GB default.
-const partBudget = 60
+const DefaultMergeParts = 60
 
 // MergeMonths merges the active parts of each given partition month of e's
 // table that has more than one into one (OPTIMIZE … PARTITION … FINAL,
 // which on a plain MergeTree returns once the merge is done), when the table
-// holds more than partBudget active parts; under it, ClickHouse's background
+// holds more than MergeParts active parts; under it, ClickHouse's background
 // merges are left to do it. The merge rewrites the whole month, every
 // account's rows of it. On a replicated table the merge is only queued
 // (replication_alter_partitions_sync = 0): waiting for it would wait on
@@ -157,7 +157,7 @@ func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time
 		w.db.opts.Database, string(e)).Scan(&total); err != nil {
 		return 0, describeTable(err, string(e))
 	}
-	if total <= partBudget {
+	if total <= uint64(max(w.MergeParts, 0)) {
 		return 0, nil
 	}
 	ids := make([]string, len(months))

@@ -33,12 +33,15 @@ type Writer struct {
 	// MaxBatchRows splits large writes into inserts of at most this many
 	// rows (default 100 000).
 	MaxBatchRows int
-	retry        retryPolicy
+	// MergeParts is how many active parts a table may hold before
+	// MergeMonths merges (default DefaultMergeParts).
+	MergeParts int
+	retry      retryPolicy
 }
 
 // NewWriter returns a Writer on db.
 func NewWriter(db *DB) *Writer {
-	return &Writer{db: db, MaxBatchRows: 100_000, retry: defaultRetry}
+	return &Writer{db: db, MaxBatchRows: 100_000, MergeParts: DefaultMergeParts, retry: defaultRetry}
 }
 
 // Write loads recs with a fresh version from the DB's clock and synced_at =

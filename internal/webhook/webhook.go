@@ -84,6 +84,55 @@ func Changes(before, after syncer.Account, at time.Time) []Event {
 	return out
 }
 
+// Watch compares accounts with how it saw them last and notifies the
+// changes an operator must hear about (Changes).
+type Watch struct {
+	notify func(Event)
+	log    *zap.Logger
+	now    func() time.Time
+	mu     sync.Mutex
+	seen   map[string]syncer.Account
+}
+
+// NewWatch returns a Watch that passes each event to notify (a Notifier's
+// Notify) and logs it.
+func NewWatch(notify func(Event), log *zap.Logger, now func() time.Time) *Watch {
+	return &Watch{notify: notify, log: log, now: now, seen: map[string]syncer.Account{}}
+}
+
+// Observe records accounts; all says the list is every account (those
+// missing were removed). The first sight of an account (at start, or just
+// registered) only records it; a snapshot older than the one seen (a tick's
+// list read before a pass flagged the account) is ignored.
+func (w *Watch) Observe(accts []syncer.Account, all bool) {
+	w.mu.Lock()
+	var events []Event
+	live := map[string]bool{}
+	for _, a := range accts {
+		live[a.ID] = true
+		before, ok := w.seen[a.ID]
+		if ok && a.UpdatedAt.Before(before.UpdatedAt) {
+			continue
+		}
+		if ok {
+			events = append(events, Changes(before, a, w.now())...)
+		}
+		w.seen[a.ID] = a
+	}
+	if all {
+		for id := range w.seen {
+			if !live[id] {
+				delete(w.seen, id)
+			}
+		}
+	}
+	w.mu.Unlock()
+	for _, e := range events {
+		w.log.Info("notifying", zap.String("event", e.Event), zap.String("account_id", e.AccountID))
+		w.notify(e)
+	}
+}
+
 func fixFor(a syncer.Account) string {
 	if a.AuthKind == syncer.AuthOAuth {
 		return fmt.Sprintf("Reconnect it: syncer connect --account %s --persona %s --sid %s", a.ID, a.Persona, a.SID)

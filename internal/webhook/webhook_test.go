@@ -59,6 +59,41 @@ func TestChanges(t *testing.T) {
 	}
 }
 
+// TestWatch: an account seen for the first time, or seen again in an older
+// snapshot, notifies nothing; a change since it was last seen does; an
+// account missing from a full list is forgotten.
+func TestWatch(t *testing.T) {
+	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	var got []string
+	w := NewWatch(func(e Event) { got = append(got, e.Event+" "+e.AccountID) }, zap.NewNop(), func() time.Time { return at })
+	active := syncer.Account{ID: "acme", Persona: syncer.Brand, SID: "IR1", AuthKind: syncer.AuthBasic, Status: syncer.StatusActive,
+		UpdatedAt: at.Add(-time.Hour)}
+	dead := active
+	dead.Status, dead.StatusReason, dead.UpdatedAt = syncer.StatusNeedsReconnect, "401", at
+	other := syncer.Account{ID: "other", Persona: syncer.Partner, SID: "IR2", Status: syncer.StatusNeedsReconnect, UpdatedAt: at}
+
+	for _, step := range []struct {
+		name  string
+		accts []syncer.Account
+		all   bool
+		want  []string
+	}{
+		{"first sight", []syncer.Account{active, other}, true, nil},
+		{"flagged by a pass", []syncer.Account{dead}, false, []string{NeedsReconnect + " acme"}},
+		{"a tick's older list", []syncer.Account{active, other}, true, nil},
+		{"removed", []syncer.Account{dead}, true, nil},
+		{"registered again", []syncer.Account{dead, other}, true, nil},
+		{"recovered", []syncer.Account{func() syncer.Account { a := active; a.UpdatedAt = at.Add(time.Hour); return a }()}, false,
+			[]string{Recovered + " acme"}},
+	} {
+		got = nil
+		w.Observe(step.accts, step.all)
+		if strings.Join(got, ",") != strings.Join(step.want, ",") {
+			t.Errorf("%s: notified %v, want %v", step.name, got, step.want)
+		}
+	}
+}
+
 type results struct {
 	mu  sync.Mutex
 	got []string
