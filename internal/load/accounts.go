@@ -150,7 +150,7 @@ func (s *AccountStore) read(ctx context.Context, id string) (accountRow, bool, e
 }
 
 func (s *AccountStore) query(ctx context.Context, q string, args ...any) ([]accountRow, error) {
-	rows, err := s.db.conn.Query(ctx, q, args...)
+	rows, err := s.db.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read accounts: %w", describeTable(err, "accounts"))
 	}

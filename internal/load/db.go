@@ -231,7 +231,7 @@ func (d *DB) Conn() driver.Conn { return d.conn }
 
 // Query runs a read. Arguments bind to ? placeholders client-side.
 func (d *DB) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
-	rows, err := d.conn.Query(ctx, query, args...)
+	rows, err := d.query(ctx, query, args...)
 	if err != nil {
 		return nil, describe(err)
 	}
@@ -241,6 +241,28 @@ func (d *DB) Query(ctx context.Context, query string, args ...any) (driver.Rows,
 // QueryRow runs a read of one row.
 func (d *DB) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
 	return d.conn.QueryRow(ctx, query, args...)
+}
+
+// query sends a read, retried (defaultRetry) while it fails before its first
+// block arrives for a transient reason: a pooled connection to a replica that
+// died since, a server restarting, a busy server. A read changes nothing, so
+// sending it again is safe; the driver dials the next address of Addrs when a
+// connection is gone.
+func (d *DB) query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	var rows driver.Rows
+	err := defaultRetry.doLogging(ctx, d.log, ReadRetryLogMessage, "read", func() error {
+		var err error
+		rows, err = d.conn.Query(ctx, query, args...)
+		return err
+	})
+	return rows, err
+}
+
+// queryRow is query for a read of one row, scanned into dest.
+func (d *DB) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return defaultRetry.doLogging(ctx, d.log, ReadRetryLogMessage, "read", func() error {
+		return d.conn.QueryRow(ctx, query, args...).Scan(dest...)
+	})
 }
 
 // Exec runs one statement.
@@ -255,7 +277,7 @@ func (d *DB) CountFinal(ctx context.Context, table, accountID string) (uint64, e
 		return 0, fmt.Errorf("table name %q: want letters, digits and underscores", table)
 	}
 	var n uint64
-	err := d.conn.QueryRow(ctx, "SELECT count() FROM `"+table+"` FINAL WHERE account_id = ?", accountID).Scan(&n)
+	err := d.queryRow(ctx, "SELECT count() FROM `"+table+"` FINAL WHERE account_id = ?", []any{accountID}, &n)
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", table, describeTable(err, table))
 	}

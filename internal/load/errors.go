@@ -171,16 +171,23 @@ type retryPolicy struct {
 // write (the worker counts them for its metrics).
 const RetryLogMessage = "clickhouse write failed; retrying the same rows"
 
+// ReadRetryLogMessage is the warning logged before each retry of a read.
+const ReadRetryLogMessage = "clickhouse read failed; retrying"
+
 var defaultRetry = retryPolicy{Attempts: 5, Base: 250 * time.Millisecond, Max: 10 * time.Second}
 
 // do runs fn until it succeeds, fails for good (retryDecision), runs out of
 // attempts or ctx ends.
 func (p retryPolicy) do(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
+	return p.doLogging(ctx, log, RetryLogMessage, what, fn)
+}
+
+func (p retryPolicy) doLogging(ctx context.Context, log *zap.Logger, msg, what string, fn func() error) error {
 	err := retry.Policy{
 		MaxAttempts: max(p.Attempts, 1),
 		Backoff:     retry.Backoff{Base: p.Base, Max: p.Max},
 		OnRetry: func(a retry.Attempt) error {
-			log.Warn(RetryLogMessage,
+			log.Warn(msg,
 				zap.String("what", what), zap.Int("attempt", a.N), zap.String("reason", a.Decision.Reason),
 				zap.Duration("wait", a.Wait), zap.Error(a.Err))
 			return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 	"go.uber.org/zap"
 
@@ -156,4 +157,57 @@ func TestSchemaErrorMessage(t *testing.T) {
 // the external migrate tests use it through the package's test build.
 func (d *DB) MigrateFS(ctx context.Context, fsys fs.FS) ([]string, error) {
 	return d.migrate(ctx, fsys)
+}
+
+// droppingConn fails the first reads the way a pooled connection to a server
+// that died fails, then answers.
+type droppingConn struct {
+	driver.Conn // nil: only the reads below are called
+	failures    int
+	calls       int
+}
+
+func (c *droppingConn) QueryRow(context.Context, string, ...any) driver.Row {
+	c.calls++
+	if c.calls <= c.failures {
+		return errRow{fmt.Errorf("query processing: failed to read packet from 127.0.0.1:9000 (conn_id=3): %w", io.EOF)}
+	}
+	return errRow{nil}
+}
+
+func (c *droppingConn) Query(context.Context, string, ...any) (driver.Rows, error) {
+	c.calls++
+	if c.calls <= c.failures {
+		return nil, fmt.Errorf("query processing: failed to read packet from 127.0.0.1:9000 (conn_id=3): %w", io.EOF)
+	}
+	return nil, nil
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Err() error                { return r.err }
+func (r errRow) Scan(dest ...any) error    { return r.err }
+func (r errRow) ScanStruct(dest any) error { return r.err }
+
+// A read that meets a connection the server closed (a replica killed since
+// the connection was pooled) is sent again instead of failing the pass; a
+// read that keeps failing still fails, after defaultRetry's attempts. (Which
+// errors are final, such as a missing table, is TestRetryDecision's.)
+func TestReadsRetryAClosedConnection(t *testing.T) {
+	conn := &droppingConn{failures: 1}
+	d := &DB{conn: conn, log: zap.NewNop()}
+	var v uint64
+	if err := d.queryRow(t.Context(), "SELECT 1", nil, &v); err != nil || conn.calls != 2 {
+		t.Fatalf("queryRow: err %v after %d calls, want nil after 2", err, conn.calls)
+	}
+	conn = &droppingConn{failures: 1}
+	d.conn = conn
+	if _, err := d.query(t.Context(), "SELECT 1"); err != nil || conn.calls != 2 {
+		t.Fatalf("query: err %v after %d calls, want nil after 2", err, conn.calls)
+	}
+	conn = &droppingConn{failures: 100}
+	d.conn = conn
+	if err := d.queryRow(t.Context(), "SELECT 1", nil, &v); !errors.Is(err, io.EOF) || conn.calls != defaultRetry.Attempts {
+		t.Fatalf("queryRow: err %v after %d calls, want EOF after %d", err, conn.calls, defaultRetry.Attempts)
+	}
 }

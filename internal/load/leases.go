@@ -227,7 +227,7 @@ func (s *LeaseStore) settle(ctx context.Context) error {
 // currentOf reads the lease rows of the accounts as Current does; accounts
 // without a row are absent.
 func (s *LeaseStore) currentOf(ctx context.Context, accountIDs []string) (map[string]Lease, error) {
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT account_id, holder, acquired_at, expires_at, version FROM account_leases FINAL WHERE account_id IN "+inList(accountIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read the leases of %d accounts: %w", len(accountIDs), describeTable(err, "account_leases"))
@@ -287,7 +287,7 @@ func (s *LeaseStore) Current(ctx context.Context, accountID string) (Lease, bool
 }
 
 func (s *LeaseStore) current(ctx context.Context, accountID string) (Lease, bool, error) {
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT holder, acquired_at, expires_at, version FROM account_leases FINAL WHERE account_id = ?", accountID)
 	if err != nil {
 		return Lease{}, false, fmt.Errorf("read lease of account %s: %w", accountID, describeTable(err, "account_leases"))
@@ -436,7 +436,7 @@ func (l *leaseLock) Unlock() {
 
 // Holders returns the holder of every account whose lease is live now.
 func (s *LeaseStore) Holders(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT account_id, holder, expires_at FROM account_leases FINAL WHERE holder != ''")
 	if err != nil {
 		return nil, fmt.Errorf("read leases: %w", describeTable(err, "account_leases"))

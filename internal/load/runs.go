@@ -82,7 +82,7 @@ func (s *RunStore) CloseAbandonedOf(ctx context.Context, accountIDs []string, re
 	if len(accountIDs) == 0 {
 		return out, nil
 	}
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT run_id, account_id, entity, kind, started_at, finished_at, status, `rows`, requests, rate_limit_waits, windows, error"+
 			" FROM sync_runs FINAL WHERE account_id IN "+inList(accountIDs)+" ORDER BY started_at DESC, run_id DESC, entity LIMIT 1000 BY account_id")
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *RunStore) Runs(ctx context.Context, accountID string, limit int) ([]syn
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT run_id, account_id, entity, kind, started_at, finished_at, status, `rows`, requests, rate_limit_waits, windows, error"+
 			" FROM sync_runs FINAL WHERE account_id = ? ORDER BY started_at DESC, run_id DESC, entity LIMIT ?",
 		accountID, limit)

@@ -46,9 +46,9 @@ func (s *StateStore) Watermark(ctx context.Context, k syncer.WatermarkKey) (time
 		t time.Time
 		n uint64
 	)
-	err := s.db.conn.QueryRow(ctx,
+	err := s.db.queryRow(ctx,
 		"SELECT argMax(watermark, version), count() FROM sync_state WHERE account_id = ? AND entity = ? AND campaign_id = ? AND scan = ?",
-		k.AccountID, string(k.Entity), k.CampaignID, k.Scan).Scan(&t, &n)
+		[]any{k.AccountID, string(k.Entity), k.CampaignID, k.Scan}, &t, &n)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("watermark %s: %w", keyString(k), describeTable(err, "sync_state"))
 	}
@@ -80,7 +80,7 @@ var _ syncer.WatermarkBatcher = (*StateStore)(nil)
 // Watermarks returns every watermark of the account's entity, read with
 // argMax as Watermark reads one.
 func (s *StateStore) Watermarks(ctx context.Context, accountID string, e syncer.Entity) (map[syncer.WatermarkKey]time.Time, error) {
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT campaign_id, scan, argMax(watermark, version) FROM sync_state WHERE account_id = ? AND entity = ? GROUP BY campaign_id, scan",
 		accountID, string(e))
 	if err != nil {
@@ -169,7 +169,7 @@ func (s *StateStore) WatermarksOf(ctx context.Context, accountIDs []string, enti
 	for i, e := range entities {
 		names[i] = string(e)
 	}
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT account_id, entity, campaign_id, scan, argMax(watermark, version), max(version) FROM sync_state"+
 			" WHERE account_id IN "+inList(accountIDs)+" AND entity IN "+inList(names)+" GROUP BY account_id, entity, campaign_id, scan")
 	if err != nil {

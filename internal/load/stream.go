@@ -153,8 +153,8 @@ func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time
 		return 0, nil
 	}
 	var total uint64
-	if err := w.db.conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = ? AND active",
-		w.db.opts.Database, string(e)).Scan(&total); err != nil {
+	if err := w.db.queryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = ? AND active",
+		[]any{w.db.opts.Database, string(e)}, &total); err != nil {
 		return 0, describeTable(err, string(e))
 	}
 	if total <= uint64(max(w.MergeParts, 0)) {
@@ -164,7 +164,7 @@ func (w *Writer) MergeMonths(ctx context.Context, e syncer.Entity, months []time
 	for i, m := range months {
 		ids[i] = "'" + m.UTC().Format("200601") + "'" // digits only
 	}
-	rows, err := w.db.conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = ? AND table = ? AND active AND partition_id IN ("+
+	rows, err := w.db.query(ctx, "SELECT partition_id FROM system.parts WHERE database = ? AND table = ? AND active AND partition_id IN ("+
 		strings.Join(ids, ", ")+") GROUP BY partition_id HAVING count() > 1 ORDER BY partition_id", w.db.opts.Database, string(e))
 	if err != nil {
 		return 0, describeTable(err, string(e))

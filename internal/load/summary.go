@@ -21,7 +21,7 @@ type AccountEntity struct {
 // rows is the same with or without merging, and reading a year of runs stays
 // cheap.
 func (s *RunStore) LastSuccesses(ctx context.Context) (map[AccountEntity]time.Time, error) {
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT account_id, entity, max(finished_at) FROM sync_runs WHERE status = ? GROUP BY account_id, entity",
 		string(syncer.RunSucceeded))
 	if err != nil {
@@ -46,7 +46,7 @@ func (s *RunStore) LastSuccesses(ctx context.Context) (map[AccountEntity]time.Ti
 // scans (last-updated and locking date) of every account, read with argMax as
 // Watermark reads one: what the worker's watermark lag starts from.
 func (s *StateStore) IncrementalWatermarks(ctx context.Context) (map[syncer.WatermarkKey]time.Time, error) {
-	rows, err := s.db.conn.Query(ctx,
+	rows, err := s.db.query(ctx,
 		"SELECT account_id, entity, campaign_id, scan, argMax(watermark, version) FROM sync_state"+
 			" WHERE scan IN (?, ?) GROUP BY account_id, entity, campaign_id, scan",
 		syncer.ScanUpdated, syncer.ScanLocking)

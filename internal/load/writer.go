@@ -133,7 +133,7 @@ func (w *Writer) RaiseVersionsOf(ctx context.Context, accountIDs []string, entit
 // when none).
 func (d *DB) maxVersion(ctx context.Context, tableName, where string, args ...any) (uint64, error) {
 	var v uint64
-	if err := d.conn.QueryRow(ctx, "SELECT max(version) FROM "+quote(tableName)+" WHERE "+where, args...).Scan(&v); err != nil {
+	if err := d.queryRow(ctx, "SELECT max(version) FROM "+quote(tableName)+" WHERE "+where, args, &v); err != nil {
 		return 0, fmt.Errorf("reading the latest version of %s: %w", tableName, describeTable(err, tableName))
 	}
 	return v, nil
@@ -359,7 +359,7 @@ func (d *DB) explainSchemaError(ctx context.Context, tableName string, cols []st
 // tableColumns returns the table's column types by name (empty if the
 // table does not exist).
 func (d *DB) tableColumns(ctx context.Context, tableName string) (map[string]string, error) {
-	rows, err := d.conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", d.opts.Database, tableName)
+	rows, err := d.query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", d.opts.Database, tableName)
 	if err != nil {
 		return nil, describe(err)
 	}
@@ -601,7 +601,7 @@ func (d *DB) catalogStates(ctx context.Context, tb *syncer.Table, accountID stri
 		keyExpr = quote(k)
 	}
 	q := fmt.Sprintf("SELECT %s, first_seen_at, is_present, version FROM %s FINAL WHERE account_id = ?", keyExpr, quote(string(tb.Entity)))
-	rows, err := d.conn.Query(ctx, q, accountID)
+	rows, err := d.query(ctx, q, accountID)
 	if err != nil {
 		return nil, 0, describeTable(err, string(tb.Entity))
 	}
@@ -632,7 +632,7 @@ func (d *DB) catalogStatesOf(ctx context.Context, tb *syncer.Table, accountIDs [
 		keyExpr = quote(k)
 	}
 	q := fmt.Sprintf("SELECT account_id, %s, first_seen_at, is_present, version FROM %s FINAL WHERE account_id IN %s", keyExpr, quote(string(tb.Entity)), inList(accountIDs))
-	rows, err := d.conn.Query(ctx, q)
+	rows, err := d.query(ctx, q)
 	if err != nil {
 		return describeTable(err, string(tb.Entity))
 	}
@@ -662,7 +662,7 @@ func (d *DB) catalogRows(ctx context.Context, tb *syncer.Table, accountID string
 		quoted[i] = quote(c)
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s FINAL WHERE account_id = ?", strings.Join(quoted, ", "), quote(string(tb.Entity)))
-	rows, err := d.conn.Query(ctx, q, accountID)
+	rows, err := d.query(ctx, q, accountID)
 	if err != nil {
 		return nil, describeTable(err, string(tb.Entity))
 	}
