@@ -526,6 +526,12 @@ func clusterReplicaKilled(t *testing.T, c *testCluster) {
 	}
 	c.mustScript("kill-node", "1")
 	t.Logf("replica 1 killed")
+	restarted := false
+	t.Cleanup(func() { // a failing check below must not leave the next scenarios a dead replica
+		if !restarted {
+			c.script("start-node", "1")
+		}
+	})
 	code := bf.wait(t, 3*time.Minute)
 	if code != 0 {
 		t.Fatalf("the backfill exited %d with replica 2 up:\n%s\n%s", code, bf.stdout.String(),
@@ -559,6 +565,7 @@ func clusterReplicaKilled(t *testing.T, c *testCluster) {
 	}
 
 	c.mustScript("start-node", "1")
+	restarted = true
 	waitFor(t, 60*time.Second, "replica 1 answering again", func() bool { return nodes[0].Ping(t.Context()) == nil })
 	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.AllEntities...)
 	checkWatermarks(t, nodes[0], f.counts, id, f.sim.Truth(sid))
@@ -596,6 +603,13 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 	})
 	c.mustScript("zk", "kill")
 	t.Logf("ZooKeeper killed")
+	zkBack := false
+	t.Cleanup(func() { // a failing check below must not leave the next scenarios without ZooKeeper
+		if !zkBack {
+			c.script("zk", "start")
+			c.script("zk", "wait")
+		}
+	})
 	code := sy.wait(t, 3*time.Minute)
 	stderr, report := sy.stderr.String(), sy.stdout.String()
 	if code == 0 {
@@ -618,6 +632,7 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 
 	c.mustScript("zk", "start")
 	c.mustScript("zk", "wait")
+	zkBack = true
 	waitFor(t, 90*time.Second, "the replicated tables to leave readonly mode", func() bool {
 		for _, db := range nodes {
 			var n uint64
