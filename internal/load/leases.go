@@ -384,9 +384,22 @@ type leaseLock struct {
 	once  sync.Once
 	mu    sync.Mutex
 	lease Lease
+	cause error // why the lease was lost, set before lost is closed
 }
 
+var _ syncer.LossExplainer = (*leaseLock)(nil)
+
 func (l *leaseLock) Lost() <-chan struct{} { return l.lost }
+
+// LossCause is the error of the renewal that lost the lease.
+func (l *leaseLock) LossCause() error {
+	select {
+	case <-l.lost:
+		return l.cause
+	default:
+		return nil
+	}
+}
 
 func (l *leaseLock) renew(ctx context.Context) {
 	defer l.wg.Done()
@@ -405,6 +418,7 @@ func (l *leaseLock) renew(ctx context.Context) {
 		if err != nil {
 			l.s.db.log.Error("the account lease could not be renewed or was taken: the pass stops at the next window boundary",
 				zap.String("account_id", cur.AccountID), zap.Error(err))
+			l.cause = fmt.Errorf("renewing the lease: %w", err)
 			close(l.lost)
 			return
 		}

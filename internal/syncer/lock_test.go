@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"strings"
 	"sync"
@@ -14,11 +15,13 @@ import (
 // lostLock is a held lock the test loses on purpose.
 type lostLock struct {
 	lost     chan struct{}
+	cause    error // what LossCause says once lost
 	unlocked bool
 }
 
 func (l *lostLock) Lost() <-chan struct{} { return l.lost }
 func (l *lostLock) Unlock()               { l.unlocked = true }
+func (l *lostLock) LossCause() error      { return l.cause }
 
 type oneLocker struct{ l *lostLock }
 
@@ -133,9 +136,11 @@ func (s *windowSource) ServerNow() (time.Time, bool) {
 
 // TestLostLockStopsAtTheWindowBoundary: a pass whose lock is lost while it
 // reads a window reads no further window, writes no row and no watermark
-// after the loss, runs no further entity, and records the run interrupted.
+// after the loss, runs no further entity, and records the run interrupted,
+// with the cause of the loss the lock gives.
 func TestLostLockStopsAtTheWindowBoundary(t *testing.T) {
-	lk := &lostLock{lost: make(chan struct{})}
+	cause := errors.New("renewing the lease: insert into account_leases: code: 242, message: Table is in readonly mode")
+	lk := &lostLock{lost: make(chan struct{}), cause: cause}
 	rec := &lockRecorder{lock: lk}
 	src := &windowSource{lock: lk, rec: rec}
 	s := &Syncer{Accounts: rec, Writer: rec, Catalog: rec, State: rec, Runs: rec, Locker: oneLocker{lk},
@@ -152,8 +157,8 @@ func TestLostLockStopsAtTheWindowBoundary(t *testing.T) {
 		t.Errorf("written after the lock was lost: %v", rec.afterLoss)
 	}
 	if len(res.Runs) != 1 || res.Runs[0].Entity != Actions || res.Runs[0].Status != RunInterrupted ||
-		!strings.Contains(res.Runs[0].Error, "lock was lost") {
-		t.Fatalf("runs %+v; want one interrupted actions run naming the lost lock", res.Runs)
+		!strings.Contains(res.Runs[0].Error, "lock was lost") || !strings.Contains(res.Runs[0].Error, cause.Error()) {
+		t.Fatalf("runs %+v; want one interrupted actions run naming the lost lock and why it was lost", res.Runs)
 	}
 	if !lk.unlocked {
 		t.Error("the lock was not released")

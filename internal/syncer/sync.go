@@ -57,6 +57,13 @@ type Lock interface {
 	Unlock()
 }
 
+// LossExplainer is a Lock that can say why it was lost (a renewal's error,
+// such as ClickHouse refusing the write while ZooKeeper is gone), so that the
+// run's error names the cause, not only the loss.
+type LossExplainer interface {
+	LossCause() error // nil while the lock is held or when the cause is unknown
+}
+
 // LockHeldError says who holds an account. Since and Expires are zero when
 // the lock does not know them.
 type LockHeldError struct {
@@ -216,11 +223,17 @@ func (p *pass) stopped() error {
 	return nil
 }
 
-// owned returns ErrLockLost once the account's lock is lost; every commit
-// (rows, catalog, watermark) checks it first.
+// owned returns ErrLockLost (with the lock's LossCause when it has one) once
+// the account's lock is lost; every commit (rows, catalog, watermark) checks
+// it first.
 func (p *pass) owned() error {
 	select {
 	case <-p.lost:
+		if x, ok := p.pre.lock.(LossExplainer); ok {
+			if cause := x.LossCause(); cause != nil {
+				return fmt.Errorf("%w: %w", ErrLockLost, cause)
+			}
+		}
 		return ErrLockLost
 	default:
 		return nil
