@@ -418,7 +418,7 @@ func (l *leaseLock) renew(ctx context.Context) {
 		if err != nil {
 			l.s.db.log.Error("the account lease could not be renewed or was taken: the pass stops at the next window boundary",
 				zap.String("account_id", cur.AccountID), zap.Error(err))
-			l.cause = fmt.Errorf("renewing the lease: %w", err)
+			l.cause = fmt.Errorf("lease renewal: %w", err)
 			close(l.lost)
 			return
 		}

@@ -139,7 +139,7 @@ func (s *windowSource) ServerNow() (time.Time, bool) {
 // after the loss, runs no further entity, and records the run interrupted,
 // with the cause of the loss the lock gives.
 func TestLostLockStopsAtTheWindowBoundary(t *testing.T) {
-	cause := errors.New("renewing the lease: insert into account_leases: code: 242, message: Table is in readonly mode")
+	cause := errors.New("lease renewal: insert into account_leases: code: 242, message: Table is in readonly mode")
 	lk := &lostLock{lost: make(chan struct{}), cause: cause}
 	rec := &lockRecorder{lock: lk}
 	src := &windowSource{lock: lk, rec: rec}

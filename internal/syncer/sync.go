@@ -202,6 +202,16 @@ var ErrStopped = errors.New("stopped for shutdown")
 var ErrLockLost = errors.New("the account's lock was lost (lease not renewed or taken over, or the keeper session lost): " +
 	"stopped at the window boundary, nothing committed after")
 
+// lockLostError is ErrLockLost with the cause of the loss, named before the
+// rest so that a report that shortens long errors still shows it.
+type lockLostError struct{ cause error }
+
+func (e *lockLostError) Error() string {
+	return "the account's lock was lost (" + e.cause.Error() + "): stopped at the window boundary, nothing committed after"
+}
+func (e *lockLostError) Is(target error) bool { return target == ErrLockLost }
+func (e *lockLostError) Unwrap() error        { return e.cause }
+
 func (r Request) stopping() bool {
 	select {
 	case <-r.Stop:
@@ -231,7 +241,7 @@ func (p *pass) owned() error {
 	case <-p.lost:
 		if x, ok := p.pre.lock.(LossExplainer); ok {
 			if cause := x.LossCause(); cause != nil {
-				return fmt.Errorf("%w: %w", ErrLockLost, cause)
+				return &lockLostError{cause: cause}
 			}
 		}
 		return ErrLockLost
