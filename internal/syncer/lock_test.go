@@ -157,7 +157,7 @@ func TestLostLockStopsAtTheWindowBoundary(t *testing.T) {
 		t.Errorf("written after the lock was lost: %v", rec.afterLoss)
 	}
 	if len(res.Runs) != 1 || res.Runs[0].Entity != Actions || res.Runs[0].Status != RunInterrupted ||
-		!strings.Contains(res.Runs[0].Error, "lock was lost") || !strings.Contains(res.Runs[0].Error, cause.Error()) {
+		!strings.Contains(res.Runs[0].Error, "lock was lost") || strings.Count(res.Runs[0].Error, cause.Error()) != 1 {
 		t.Fatalf("runs %+v; want one interrupted actions run naming the lost lock and why it was lost", res.Runs)
 	}
 	if !lk.unlocked {

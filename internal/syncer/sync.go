@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -239,12 +240,15 @@ func (p *pass) stopped() error {
 func (p *pass) owned() error {
 	select {
 	case <-p.lost:
-		if x, ok := p.pre.lock.(LossExplainer); ok {
-			if cause := x.LossCause(); cause != nil {
-				return &lockLostError{cause: cause}
+		p.lostOnce.Do(func() { // one error value, so that errors.Is can tell it is the same loss
+			p.lostErr = ErrLockLost
+			if x, ok := p.pre.lock.(LossExplainer); ok {
+				if cause := x.LossCause(); cause != nil {
+					p.lostErr = &lockLostError{cause: cause}
+				}
 			}
-		}
-		return ErrLockLost
+		})
+		return p.lostErr
 	default:
 		return nil
 	}
@@ -293,7 +297,9 @@ type pass struct {
 
 	marks map[WatermarkKey]time.Time // the entity's watermarks while it is planned, if read at once
 
-	lost <-chan struct{} // closed when the account's lock is lost; nil without a Locker
+	lost     <-chan struct{} // closed when the account's lock is lost; nil without a Locker
+	lostOnce sync.Once
+	lostErr  error // what owned returns once lost
 
 	pre    *Prepared // what was read ahead of the pass (see Prepare)
 	ending *Run      // the outcome of the run before, stored with the next run's start
