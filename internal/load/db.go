@@ -250,7 +250,7 @@ func (d *DB) QueryRow(ctx context.Context, query string, args ...any) driver.Row
 // connection is gone.
 func (d *DB) query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
 	var rows driver.Rows
-	err := defaultRetry.doLogging(ctx, d.log, ReadRetryLogMessage, "read", func() error {
+	err := defaultRetry.doLogging(ctx, d.log, readRetryLogMessage, "read", func() error {
 		var err error
 		rows, err = d.conn.Query(ctx, query, args...)
 		return err
@@ -260,7 +260,7 @@ func (d *DB) query(ctx context.Context, query string, args ...any) (driver.Rows,
 
 // queryRow is query for a read of one row, scanned into dest.
 func (d *DB) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
-	return defaultRetry.doLogging(ctx, d.log, ReadRetryLogMessage, "read", func() error {
+	return defaultRetry.doLogging(ctx, d.log, readRetryLogMessage, "read", func() error {
 		return d.conn.QueryRow(ctx, query, args...).Scan(dest...)
 	})
 }

@@ -171,8 +171,8 @@ type retryPolicy struct {
 // write (the worker counts them for its metrics).
 const RetryLogMessage = "clickhouse write failed; retrying the same rows"
 
-// ReadRetryLogMessage is the warning logged before each retry of a read.
-const ReadRetryLogMessage = "clickhouse read failed; retrying"
+// readRetryLogMessage is the warning logged before each retry of a read.
+const readRetryLogMessage = "clickhouse read failed; retrying"
 
 var defaultRetry = retryPolicy{Attempts: 5, Base: 250 * time.Millisecond, Max: 10 * time.Second}
 

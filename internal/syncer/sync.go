@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -204,14 +203,16 @@ var ErrLockLost = errors.New("the account's lock was lost (lease not renewed or 
 	"stopped at the window boundary, nothing committed after")
 
 // lockLostError is ErrLockLost with the cause of the loss, named before the
-// rest so that a report that shortens long errors still shows it.
+// rest so that a report that shortens long errors still shows it. It is a
+// comparable value: two made from the same cause are equal, so errors.Is
+// tells a loss met by the scan and by the loader apart from other errors.
 type lockLostError struct{ cause error }
 
-func (e *lockLostError) Error() string {
+func (e lockLostError) Error() string {
 	return "the account's lock was lost (" + e.cause.Error() + "): stopped at the window boundary, nothing committed after"
 }
-func (e *lockLostError) Is(target error) bool { return target == ErrLockLost }
-func (e *lockLostError) Unwrap() error        { return e.cause }
+func (e lockLostError) Is(target error) bool { return target == ErrLockLost }
+func (e lockLostError) Unwrap() error        { return e.cause }
 
 func (r Request) stopping() bool {
 	select {
@@ -240,15 +241,12 @@ func (p *pass) stopped() error {
 func (p *pass) owned() error {
 	select {
 	case <-p.lost:
-		p.lostOnce.Do(func() { // one error value, so that errors.Is can tell it is the same loss
-			p.lostErr = ErrLockLost
-			if x, ok := p.pre.lock.(LossExplainer); ok {
-				if cause := x.LossCause(); cause != nil {
-					p.lostErr = &lockLostError{cause: cause}
-				}
+		if x, ok := p.pre.lock.(LossExplainer); ok {
+			if cause := x.LossCause(); cause != nil {
+				return lockLostError{cause: cause}
 			}
-		})
-		return p.lostErr
+		}
+		return ErrLockLost
 	default:
 		return nil
 	}
@@ -297,9 +295,7 @@ type pass struct {
 
 	marks map[WatermarkKey]time.Time // the entity's watermarks while it is planned, if read at once
 
-	lost     <-chan struct{} // closed when the account's lock is lost; nil without a Locker
-	lostOnce sync.Once
-	lostErr  error // what owned returns once lost
+	lost <-chan struct{} // closed when the account's lock is lost; nil without a Locker
 
 	pre    *Prepared // what was read ahead of the pass (see Prepare)
 	ending *Run      // the outcome of the run before, stored with the next run's start
