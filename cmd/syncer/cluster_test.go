@@ -102,6 +102,22 @@ func (c *testCluster) mustScript(args ...string) {
 	}
 }
 
+// restoreAtCleanup runs the script commands at the test's cleanup unless the
+// returned done was called: a scenario that stops a server must not leave it
+// stopped for the scenarios after it when one of its checks fails first
+// (a dead replica leaves DDL queued behind 10 s timeouts).
+func (c *testCluster) restoreAtCleanup(t *testing.T, commands ...[]string) (done func()) {
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			for _, args := range commands {
+				c.script(args...)
+			}
+		}
+	})
+	return func() { restored = true }
+}
+
 func (c *testCluster) caFile() string      { return filepath.Join(c.dir, "tls", "ca.pem") }
 func (c *testCluster) otherCAFile() string { return filepath.Join(c.dir, "tls", "other-ca.pem") }
 func (c *testCluster) passwordFile() string {
@@ -382,12 +398,7 @@ func clusterMigrateReplicaDown(t *testing.T, c *testCluster) {
 	c.env(t, database, replicated)
 	c.dropDatabase(t, database, replicated)
 	c.mustScript("stop-node", "2")
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			c.script("start-node", "2")
-		}
-	})
+	restarted := c.restoreAtCleanup(t, []string{"start-node", "2"})
 	out, stderr, code := runBin(t, c.bin, "", "migrate")
 	if code == 0 {
 		t.Fatalf("migrate exited 0 with node 2 down:\n%s", out)
@@ -397,7 +408,7 @@ func clusterMigrateReplicaDown(t *testing.T, c *testCluster) {
 	}
 	t.Logf("observed: exit %d: %s", code, strings.TrimSpace(grepLines(stderr, "^syncer:")))
 	c.mustScript("start-node", "2")
-	restarted = true
+	restarted()
 	node2 := c.open(t, clusterNode2, "default")
 	waitFor(t, 60*time.Second, "node 2 to run the queued CREATE DATABASE", func() bool {
 		var n uint64
@@ -526,12 +537,7 @@ func clusterReplicaKilled(t *testing.T, c *testCluster) {
 	}
 	c.mustScript("kill-node", "1")
 	t.Logf("replica 1 killed")
-	restarted := false
-	t.Cleanup(func() { // a failing check below must not leave the next scenarios a dead replica
-		if !restarted {
-			c.script("start-node", "1")
-		}
-	})
+	restarted := c.restoreAtCleanup(t, []string{"start-node", "1"})
 	code := bf.wait(t, 3*time.Minute)
 	if code != 0 {
 		t.Fatalf("the backfill exited %d with replica 2 up:\n%s\n%s", code, bf.stdout.String(),
@@ -565,7 +571,7 @@ func clusterReplicaKilled(t *testing.T, c *testCluster) {
 	}
 
 	c.mustScript("start-node", "1")
-	restarted = true
+	restarted()
 	waitFor(t, 60*time.Second, "replica 1 answering again", func() bool { return nodes[0].Ping(t.Context()) == nil })
 	equalsTruthEverywhere(t, f, nodes, id, sid, syncer.AllEntities...)
 	checkWatermarks(t, nodes[0], f.counts, id, f.sim.Truth(sid))
@@ -603,13 +609,7 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 	})
 	c.mustScript("zk", "kill")
 	t.Logf("ZooKeeper killed")
-	zkBack := false
-	t.Cleanup(func() { // a failing check below must not leave the next scenarios without ZooKeeper
-		if !zkBack {
-			c.script("zk", "start")
-			c.script("zk", "wait")
-		}
-	})
+	zkBack := c.restoreAtCleanup(t, []string{"zk", "start"}, []string{"zk", "wait"})
 	code := sy.wait(t, 3*time.Minute)
 	stderr, report := sy.stderr.String(), sy.stdout.String()
 	if code == 0 {
@@ -635,7 +635,7 @@ func clusterZooKeeperStopped(t *testing.T, c *testCluster) {
 
 	c.mustScript("zk", "start")
 	c.mustScript("zk", "wait")
-	zkBack = true
+	zkBack()
 	waitFor(t, 90*time.Second, "the replicated tables to leave readonly mode", func() bool {
 		for _, db := range nodes {
 			var n uint64
