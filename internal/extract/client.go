@@ -423,8 +423,7 @@ func (c *Client) resolveNext(next string, current, last int) (string, int, error
 		if u.Host != b.Host {
 			return "", 0, fmt.Errorf("@nextpageuri %q points to another host; not sending credentials there", next)
 		}
-		next = u.RequestURI()
-		u, _ = url.Parse(next)
+		next = u.RequestURI() // u keeps the query read below; parsing its RequestURI again can fail ("//host// " → "//%20")
 	}
 	if !strings.HasPrefix(next, "/") {
 		return "", 0, fmt.Errorf("@nextpageuri %q is not a path", next)
