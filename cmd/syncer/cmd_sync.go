@@ -59,7 +59,8 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		results := w.RunOnce(ctx, accts, syncer.Request{Entities: ents, Kind: syncer.RunIncremental})
 		n, wait := a.db.Statements()
-		a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", n), zap.Duration("clickhouse_wait", wait))
+		a.log.Info("sync finished", zap.Int("accounts", len(accts)), zap.Int64("clickhouse_statements", n), zap.Duration("clickhouse_wait", wait),
+			zap.Any("clickhouse_statements_by_kind", a.db.StatementsByKind()))
 		if *asJSON {
 			return reportJSON(stdout, results, skipped)
 		}

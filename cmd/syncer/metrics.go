@@ -364,6 +364,18 @@ func (w meteredWriter) Write(ctx context.Context, accountID string, e syncer.Ent
 	return err
 }
 
+// WriteBatch meters the rows of a staged commit, per account stored.
+func (w meteredWriter) WriteBatch(ctx context.Context, e syncer.Entity, batch []syncer.AccountRecords) []error {
+	start := time.Now()
+	errs := w.Writer.WriteBatch(ctx, e, batch)
+	for i, b := range batch {
+		if errs[i] == nil && len(b.Records) > 0 {
+			w.m.committed(b.AccountID, e, len(b.Records), time.Since(start))
+		}
+	}
+	return errs
+}
+
 // OpenInsert meters a streamed insert: its rows count once ClickHouse
 // acknowledged them (at Commit), timed from the insert's opening.
 func (w meteredWriter) OpenInsert(ctx context.Context, accountID string, e syncer.Entity) (syncer.Insert, error) {
@@ -404,6 +416,18 @@ func (w meteredCatalog) ReplaceCatalog(ctx context.Context, accountID string, e 
 		w.m.committed(accountID, e, len(recs), time.Since(start))
 	}
 	return err
+}
+
+// ReplaceCatalogs meters the refreshes of a staged commit, per account stored.
+func (w meteredCatalog) ReplaceCatalogs(ctx context.Context, e syncer.Entity, batch []syncer.CatalogRefresh) []error {
+	start := time.Now()
+	errs := w.CatalogWriter.ReplaceCatalogs(ctx, e, batch)
+	for i, b := range batch {
+		if errs[i] == nil {
+			w.m.committed(b.AccountID, e, len(b.Records), time.Since(start))
+		}
+	}
+	return errs
 }
 
 // meteredState follows the watermarks as they are stored.

@@ -500,14 +500,40 @@ type catalogState struct {
 // stored state read ahead (PrefetchCatalog). group, when not nil, sends
 // rows that fit one insert together with other callers' (a group commit).
 func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool, snap *catalogSnapshot, group *groupCommit[[]any]) error {
-	if err := validate(accountID, tb, recs); err != nil {
+	rows, err := w.replacementRows(ctx, accountID, tb, version, seenAt, recs, markMissing, snap)
+	if err != nil || len(rows) == 0 {
 		return err
+	}
+	e := tb.Entity
+	if group != nil && len(rows) <= max(w.MaxBatchRows, 1) {
+		if err := group.do(ctx, rows...); err != nil {
+			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(rows), e, err)
+		}
+	} else {
+		cols := insertColumns(tb, true)
+		for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
+			if err := w.insert(ctx, string(e), cols, chunk); err != nil {
+				return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
+			}
+		}
+	}
+	w.db.log.Debug("catalog written", zap.String("account_id", accountID), zap.String("entity", string(e)),
+		zap.Int("rows", len(rows)), zap.Bool("replace", markMissing))
+	return nil
+}
+
+// replacementRows builds the rows writeCatalog inserts for the account's recs:
+// validated, one per key (the last wins), and with markMissing the stored
+// rows no longer returned, marked absent.
+func (w *Writer) replacementRows(ctx context.Context, accountID string, tb *syncer.Table, version uint64, seenAt time.Time, recs []syncer.Record, markMissing bool, snap *catalogSnapshot) ([][]any, error) {
+	if err := validate(accountID, tb, recs); err != nil {
+		return nil, err
 	}
 	e := tb.Entity
 	if snap == nil {
 		states, maxVersion, err := w.db.catalogStates(ctx, tb, accountID)
 		if err != nil {
-			return fmt.Errorf("account %s: read %s: %w", accountID, e, err)
+			return nil, fmt.Errorf("account %s: read %s: %w", accountID, e, err)
 		}
 		snap = &catalogSnapshot{states: states, maxVersion: maxVersion}
 	}
@@ -544,7 +570,7 @@ func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.
 		if len(gone) > 0 {
 			old, err := w.db.catalogRows(ctx, tb, accountID, gone)
 			if err != nil {
-				return fmt.Errorf("account %s: read %s rows no longer returned: %w", accountID, e, err)
+				return nil, fmt.Errorf("account %s: read %s rows no longer returned: %w", accountID, e, err)
 			}
 			for _, row := range old {
 				row[len(row)-1] = uint8(0)       // is_present
@@ -553,24 +579,7 @@ func (w *Writer) writeCatalog(ctx context.Context, accountID string, tb *syncer.
 			}
 		}
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	if group != nil && len(rows) <= max(w.MaxBatchRows, 1) {
-		if err := group.do(ctx, rows...); err != nil {
-			return fmt.Errorf("account %s: write %d %s: %w", accountID, len(rows), e, err)
-		}
-	} else {
-		cols := insertColumns(tb, true)
-		for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
-			if err := w.insert(ctx, string(e), cols, chunk); err != nil {
-				return fmt.Errorf("account %s: write %d %s: %w", accountID, len(chunk), e, err)
-			}
-		}
-	}
-	w.db.log.Debug("catalog written", zap.String("account_id", accountID), zap.String("entity", string(e)),
-		zap.Int("rows", len(rows)), zap.Bool("replace", markMissing))
-	return nil
+	return rows, nil
 }
 
 func keyColumn(tb *syncer.Table) string {
@@ -740,4 +749,98 @@ func deref(p any) any {
 		return *v
 	}
 	return p
+}
+
+var _ syncer.BatchWriter = (*Writer)(nil)
+
+// WriteBatch writes the accounts' rows of e in one insert, with one fresh
+// version (a staged commit of many passes: each account's versions were
+// raised while its lock was held, see RaiseVersionsOf). An account whose
+// rows do not validate gets its error and is left out; the insert's error
+// goes to every account it carried.
+func (w *Writer) WriteBatch(ctx context.Context, e syncer.Entity, batch []syncer.AccountRecords) []error {
+	errs := make([]error, len(batch))
+	tb, err := table(e)
+	if err == nil && isCatalog(e) {
+		err = fmt.Errorf("%s is a catalog entity; use ReplaceCatalogs", e)
+	}
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	type row struct {
+		account string
+		rec     *syncer.Record
+	}
+	var rows []row
+	var carried []int
+	for i, b := range batch {
+		if errs[i] = validate(b.AccountID, tb, b.Records); errs[i] != nil || len(b.Records) == 0 {
+			continue
+		}
+		carried = append(carried, i)
+		for j := range b.Records {
+			rows = append(rows, row{b.AccountID, &b.Records[j]})
+		}
+	}
+	if len(rows) == 0 {
+		return errs
+	}
+	version := w.db.versions.Next()
+	synced := toDateTime(w.db.now())
+	cols := insertColumns(tb, false)
+	for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
+		fill := func(i int, buf []any) []any { return appendEntityRow(buf[:0], chunk[i].account, *chunk[i].rec, version, synced) }
+		if err := w.db.insertStream(ctx, w.retry, string(e), cols, len(chunk), fill); err != nil {
+			err = fmt.Errorf("write %d %s of %d accounts: %w", len(rows), e, len(carried), err)
+			for _, i := range carried {
+				errs[i] = err
+			}
+			return errs
+		}
+	}
+	return errs
+}
+
+var _ syncer.CatalogBatchWriter = (*CatalogWriter)(nil)
+
+// ReplaceCatalogs is ReplaceCatalog for several accounts, in one insert: an
+// account whose rows cannot be built (a bad value, the stored state not
+// readable) gets its error and is left out; the insert's error goes to
+// every account it carried.
+func (c *CatalogWriter) ReplaceCatalogs(ctx context.Context, e syncer.Entity, batch []syncer.CatalogRefresh) []error {
+	errs := make([]error, len(batch))
+	tb, err := table(e)
+	if err == nil && !isCatalog(e) {
+		err = fmt.Errorf("%s is not a catalog entity; use WriteBatch", e)
+	}
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	var rows [][]any
+	var carried []int
+	for i, b := range batch {
+		r, err := c.w.replacementRows(ctx, b.AccountID, tb, 0, b.SeenAt, b.Records, true, c.take(b.AccountID, e))
+		if errs[i] = err; err != nil || len(r) == 0 {
+			continue
+		}
+		carried = append(carried, i)
+		rows = append(rows, r...)
+	}
+	cols := insertColumns(tb, true)
+	for chunk := range slices.Chunk(rows, max(c.w.MaxBatchRows, 1)) {
+		if err := c.w.insert(ctx, string(e), cols, chunk); err != nil {
+			err = fmt.Errorf("write %d %s of %d accounts: %w", len(rows), e, len(carried), err)
+			for _, i := range carried {
+				errs[i] = err
+			}
+			return errs
+		}
+	}
+	return errs
 }

@@ -126,8 +126,17 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 	lazy := p.req.Kind != RunBackfill && total == nscans
 	var ld sink
 	if sw, ok := p.s.Writer.(StreamWriter); ok {
-		ld = newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy, p.owned)
+		stream := func() sink {
+			return newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy, p.owned)
+		}
+		if p.staging && lazy {
+			ld = &stagedLoader{p: p, ctx: ctx, limit: p.opt.BatchSize, mk: stream}
+		} else {
+			p.direct(ctx)
+			ld = stream()
+		}
 	} else {
+		p.direct(ctx)
 		ld = newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy, p.owned)
 	}
 	var jobs []scanJob
@@ -256,6 +265,7 @@ func (p *pass) plan(ctx context.Context, e Entity, campaign string, now time.Tim
 		if err := p.owned(); err != nil {
 			return nil, err
 		}
+		p.direct(ctx)
 	}
 	for k, t := range plan.Pin {
 		if err := p.s.State.SetWatermark(ctx, k, t); err != nil {
@@ -316,7 +326,11 @@ func (p *pass) runScans(ctx context.Context, e Entity, jobs []scanJob, ld sink, 
 		job *scanJob
 		w   Window
 	}
-	_, together := ld.(*streamLoader)
+	together := false
+	switch ld.(type) {
+	case *streamLoader, *stagedLoader:
+		together = true
+	}
 	var decodeErrs []error
 	for first := true; len(jobs) > 0; first = false {
 		if !first {

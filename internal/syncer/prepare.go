@@ -26,6 +26,13 @@ type Prepared struct {
 	// (CatalogPrefetcher, WatermarkPrefetcher), to be dropped when the pass
 	// ends.
 	catalog, state bool
+	// staged: the pass stages its short runs' writes for a commit shared
+	// with other passes (see commit.go).
+	staged bool
+	// ReadDone, when set, is called once the pass has read everything and
+	// waits only for its staged commit: its caller may start the next pass
+	// then (RunOnce frees the pass's slot).
+	ReadDone func()
 }
 
 // Prepare takes the locks of accts (with one call when the Locker is a
@@ -39,8 +46,9 @@ type Prepared struct {
 func (s *Syncer) Prepare(ctx context.Context, accts []Account, req Request) []*Prepared {
 	out := make([]*Prepared, len(accts))
 	ids := make([]string, len(accts))
+	staged := s.canStage() && (req.Kind == "" || req.Kind == RunIncremental)
 	for i, a := range accts {
-		out[i] = &Prepared{Account: a}
+		out[i] = &Prepared{Account: a, staged: staged}
 		ids[i] = a.ID
 	}
 	if s.Locker != nil {

@@ -205,3 +205,31 @@ type CatalogPrefetcher interface {
 	PrefetchCatalog(ctx context.Context, accountIDs []string, entities []Entity) error
 	DropPrefetched(accountID string)
 }
+
+// AccountRecords are one account's records of an entity.
+type AccountRecords struct {
+	AccountID string
+	Records   []Record
+}
+
+// BatchWriter is a Writer that writes the rows of several accounts in one
+// insert (a staged commit, see committer). WriteBatch returns one error per
+// item, nil for those stored: an item that cannot be written (a bad value)
+// fails alone, a failed insert fails every item it carried.
+type BatchWriter interface {
+	WriteBatch(ctx context.Context, e Entity, batch []AccountRecords) []error
+}
+
+// CatalogRefresh is what ReplaceCatalog takes for one account.
+type CatalogRefresh struct {
+	AccountID string
+	Records   []Record
+	SeenAt    time.Time
+}
+
+// CatalogBatchWriter is a CatalogWriter that refreshes one catalog entity
+// of several accounts in one insert, each as ReplaceCatalog would, with one
+// error per item as BatchWriter.
+type CatalogBatchWriter interface {
+	ReplaceCatalogs(ctx context.Context, e Entity, batch []CatalogRefresh) []error
+}

@@ -161,6 +161,8 @@ type Syncer struct {
 	Holder string
 	// NewRunID returns a unique id for a run.
 	NewRunID func() string
+	// commits writes what staged passes read (see commit.go).
+	commits committer
 	// calendarRefused: the API refused a start 3 calendar years back, so
 	// passes reach back 3×365 days (Options.Reach) instead.
 	calendarRefused atomic.Bool
@@ -299,6 +301,14 @@ type pass struct {
 
 	pre    *Prepared // what was read ahead of the pass (see Prepare)
 	ending *Run      // the outcome of the run before, stored with the next run's start
+
+	// staging: the pass stages its short runs' writes for the Syncer's
+	// committer (see commit.go); staged are its runs so far, cur the one
+	// in progress.
+	staging bool
+	reading bool // counted by the committer as reading
+	staged  []*stagedRun
+	cur     *stagedRun
 }
 
 // SyncAccount runs one pass over an account: every requested entity, in
@@ -341,9 +351,18 @@ func (s *Syncer) sync(ctx context.Context, pre *Prepared, req Request) AccountRe
 		return res
 	}
 	p := &pass{s: s, opt: opt, planner: Planner{Options: opt}, acct: a, src: src, log: log, req: req,
-		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost, pre: pre}
+		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost, pre: pre, staging: pre.staged}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
+	}
+	if p.staging {
+		s.commits.startReading()
+		p.reading = true
+		defer func() {
+			if p.reading { // the pass panicked
+				s.commits.stopReading(s)
+			}
+		}()
 	}
 	for _, e := range req.Entities {
 		if !e.AvailableTo(a.Persona) {
@@ -358,7 +377,11 @@ func (s *Syncer) sync(ctx context.Context, pre *Prepared, req Request) AccountRe
 			break
 		}
 	}
-	p.recordRuns(ctx) // the last run's outcome
+	if p.staging {
+		p.commitStaged(ctx, &res)
+	} else {
+		p.recordRuns(ctx) // the last run's outcome
+	}
 	if p.dead != nil {
 		res.Err = p.dead
 		s.flagReconnect(ctx, a, p.dead, log)
@@ -407,7 +430,11 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	run := Run{ID: p.s.NewRunID(), AccountID: p.acct.ID, Entity: e, Kind: p.req.Kind,
 		StartedAt: time.Now().UTC(), Status: RunRunning}
 	log := p.log.With(zap.String("entity", string(e)), zap.String("run_id", run.ID), zap.String("kind", string(run.Kind)))
-	p.recordRuns(ctx, run)
+	if p.staging {
+		p.cur = &stagedRun{run: run, log: log}
+	} else {
+		p.recordRuns(ctx, run)
+	}
 	log.Info("run started")
 	var rows uint64
 	var err error
@@ -432,7 +459,40 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	if out.Dead {
 		p.dead = err
 	}
+	if p.staging {
+		sr := p.cur
+		sr.run, sr.readErr, sr.cancel = run, err, ctx.Err() != nil
+		p.staged = append(p.staged, sr)
+		p.cur = nil
+		return run // its outcome is logged once its commit is written
+	}
 	p.ending = &run // stored with the next run's start, or at the end of the pass
+	logOutcome(log, run)
+	return run
+}
+
+// commitStaged hands the staged runs to the committer, once the pass's slot
+// is free (Prepared.ReadDone), and waits for their commit: res gets the
+// runs' final outcomes.
+func (p *pass) commitStaged(ctx context.Context, res *AccountResult) {
+	p.reading = false
+	p.s.commits.stopReading(p.s)
+	if p.pre.ReadDone != nil {
+		p.pre.ReadDone()
+	}
+	if len(p.staged) == 0 {
+		return
+	}
+	p.s.commits.submit(p.s, &stagedPass{p: p, ctx: ctx, runs: p.staged})
+	res.Runs = res.Runs[:0]
+	for _, sr := range p.staged {
+		res.Runs = append(res.Runs, sr.run)
+		logOutcome(sr.log, sr.run)
+	}
+}
+
+// logOutcome logs how a run ended.
+func logOutcome(log *zap.Logger, run Run) {
 	fields := []zap.Field{zap.String("outcome", string(run.Status)), zap.Uint64("rows", run.Rows),
 		zap.Uint64("requests", run.Requests), zap.Uint64("rate_limit_waits", run.RateLimitWaits),
 		zap.Uint64("windows", run.Windows), zap.Duration("duration", run.FinishedAt.Sub(run.StartedAt))}
@@ -444,7 +504,6 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	default:
 		log.Error("run failed", append(fields, zap.String("error", run.Error))...)
 	}
-	return run
 }
 
 // recordRuns stores the outcome of the run that ended (if it is not stored
@@ -513,7 +572,10 @@ func (p *pass) catalog(ctx context.Context, e Entity) (uint64, error) {
 	if err := p.owned(); err != nil {
 		return 0, err
 	}
-	if err := p.s.Catalog.ReplaceCatalog(ctx, p.acct.ID, e, recs, p.serverNow()); err != nil {
+	if p.staging {
+		p.cur.catalog = &CatalogRefresh{AccountID: p.acct.ID, Records: recs, SeenAt: p.serverNow()}
+		p.cur.staged = true
+	} else if err := p.s.Catalog.ReplaceCatalog(ctx, p.acct.ID, e, recs, p.serverNow()); err != nil {
 		return 0, err
 	}
 	if e == Campaigns {

@@ -404,7 +404,13 @@ func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Ac
 			continue
 		}
 		wg.Go(func() {
-			results[it.i] = w.pass(ctx, it.p.Account, req, func(ctx context.Context) syncer.AccountResult {
+			// The slot is freed when the pass has read everything (a staged
+			// pass then waits for its commit, see syncer.Prepared.ReadDone),
+			// or when it ends.
+			var once sync.Once
+			free := func() { once.Do(func() { <-w.sem }) }
+			it.p.ReadDone = free
+			results[it.i] = w.passFreeing(ctx, it.p.Account, req, free, func(ctx context.Context) syncer.AccountResult {
 				return pr.SyncPrepared(ctx, it.p, req)
 			})
 			pr.Release(it.p) // the slot is free already: the next pass need not wait for this
@@ -415,8 +421,13 @@ func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Ac
 
 // pass runs one account pass with its slot held (released on return); a
 // panic is recorded as failed runs and never kills the worker.
-func (w *Worker) pass(ctx context.Context, acct syncer.Account, req syncer.Request, run func(context.Context) syncer.AccountResult) (res syncer.AccountResult) {
-	defer func() { <-w.sem }()
+func (w *Worker) pass(ctx context.Context, acct syncer.Account, req syncer.Request, run func(context.Context) syncer.AccountResult) syncer.AccountResult {
+	return w.passFreeing(ctx, acct, req, func() { <-w.sem }, run)
+}
+
+// passFreeing is pass with free releasing the slot (at the latest on return).
+func (w *Worker) passFreeing(ctx context.Context, acct syncer.Account, req syncer.Request, free func(), run func(context.Context) syncer.AccountResult) (res syncer.AccountResult) {
+	defer free()
 	defer func() {
 		r := recover()
 		if r == nil {
