@@ -124,20 +124,18 @@ func (p *pass) activityOnce(ctx context.Context, e Entity, log *zap.Logger) (uin
 		nscans += len(pl.scans)
 	}
 	lazy := p.req.Kind != RunBackfill && total == nscans
-	var ld sink
-	if sw, ok := p.s.Writer.(StreamWriter); ok {
-		stream := func() sink {
+	loader := func() sink {
+		if sw, ok := p.s.Writer.(StreamWriter); ok {
 			return newStreamLoader(ctx, p.s, sw, p.acct.ID, e, p.opt.BatchSize, p.opt.InsertRows, lazy, p.owned)
 		}
-		if p.staging && lazy {
-			ld = &stagedLoader{p: p, ctx: ctx, limit: p.opt.BatchSize, mk: stream}
-		} else {
-			p.direct(ctx)
-			ld = stream()
-		}
+		return newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy, p.owned)
+	}
+	var ld sink
+	if p.staging && lazy {
+		ld = &stagedLoader{p: p, ctx: ctx, limit: p.opt.BatchSize, mk: loader}
 	} else {
 		p.direct(ctx)
-		ld = newGuardedLoader(ctx, p.s, p.acct.ID, e, p.opt.BatchSize, lazy, p.owned)
+		ld = loader()
 	}
 	var jobs []scanJob
 	for _, pl := range plans {

@@ -69,7 +69,7 @@ type committer struct {
 	mu      sync.Mutex
 	queue   []*stagedPass
 	busy    bool // a commit is being written
-	reading int  // staged passes still reading
+	reading int  // prepared staged passes still reading (or yet to start)
 	timer   *time.Timer
 }
 
@@ -140,10 +140,9 @@ func (c *committer) maybeStart(s *Syncer) {
 func (s *Syncer) canStage() bool {
 	_, cw := s.Catalog.(CatalogBatchWriter)
 	_, bw := s.Writer.(BatchWriter)
-	_, sw := s.Writer.(StreamWriter)
 	_, wb := s.State.(WatermarkBatcher)
 	_, rb := s.Runs.(RunBatcher)
-	return cw && bw && sw && wb && rb
+	return cw && bw && wb && rb
 }
 
 // writeStaged writes the staged passes of one commit: catalog refreshes and

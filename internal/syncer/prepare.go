@@ -27,8 +27,9 @@ type Prepared struct {
 	// ends.
 	catalog, state bool
 	// staged: the pass stages its short runs' writes for a commit shared
-	// with other passes (see commit.go).
-	staged bool
+	// with other passes (see commit.go); reading: the committer counts it
+	// among the passes whose staged writes are still to come.
+	staged, reading bool
 	// ReadDone, when set, is called once the pass has read everything and
 	// waits only for its staged commit: its caller may start the next pass
 	// then (RunOnce frees the pass's slot).
@@ -73,6 +74,10 @@ func (s *Syncer) Prepare(ctx context.Context, accts []Account, req Request) []*P
 	for _, p := range out {
 		if p.err == nil {
 			held = append(held, p.Account.ID)
+			if p.staged {
+				p.reading = true
+				s.commits.startReading()
+			}
 		}
 	}
 	if len(held) == 0 {
@@ -161,6 +166,7 @@ func (s *Syncer) closeAbandoned(ctx context.Context, ids []string) {
 // it: after its pass (SyncPrepared), or instead of it. Calling it again does
 // nothing.
 func (s *Syncer) Release(p *Prepared) {
+	s.doneReading(p) // a pass that did not run, or did not get that far
 	if p.state {
 		p.state = false
 		if wp, ok := s.State.(WatermarkPrefetcher); ok {
@@ -187,4 +193,12 @@ func (s *Syncer) SyncPrepared(ctx context.Context, p *Prepared, req Request) Acc
 		return AccountResult{Account: p.Account, Err: p.err}
 	}
 	return s.sync(ctx, p, req)
+}
+
+// doneReading tells the committer that p's pass will stage nothing more.
+func (s *Syncer) doneReading(p *Prepared) {
+	if p.reading {
+		p.reading = false
+		s.commits.stopReading(s)
+	}
 }

@@ -306,7 +306,6 @@ type pass struct {
 	// committer (see commit.go); staged are its runs so far, cur the one
 	// in progress.
 	staging bool
-	reading bool // counted by the committer as reading
 	staged  []*stagedRun
 	cur     *stagedRun
 }
@@ -354,15 +353,6 @@ func (s *Syncer) sync(ctx context.Context, pre *Prepared, req Request) AccountRe
 		missing: map[string]bool{}, granted: map[string]bool{}, lost: lost, pre: pre, staging: pre.staged}
 	if req.Kind == "" {
 		p.req.Kind = RunIncremental
-	}
-	if p.staging {
-		s.commits.startReading()
-		p.reading = true
-		defer func() {
-			if p.reading { // the pass panicked
-				s.commits.stopReading(s)
-			}
-		}()
 	}
 	for _, e := range req.Entities {
 		if !e.AvailableTo(a.Persona) {
@@ -475,8 +465,7 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 // is free (Prepared.ReadDone), and waits for their commit: res gets the
 // runs' final outcomes.
 func (p *pass) commitStaged(ctx context.Context, res *AccountResult) {
-	p.reading = false
-	p.s.commits.stopReading(p.s)
+	p.s.doneReading(p.pre)
 	if p.pre.ReadDone != nil {
 		p.pre.ReadDone()
 	}

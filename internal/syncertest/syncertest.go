@@ -145,6 +145,53 @@ func (d *Data) ReplaceCatalog(_ context.Context, accountID string, e syncer.Enti
 	return nil
 }
 
+// BatchData is Data that also writes several accounts at once
+// (syncer.BatchWriter, syncer.CatalogBatchWriter), as the ClickHouse stores
+// do: a Syncer with it stages the writes of prepared passes (see
+// syncer.Prepare). Each item is written as Write or ReplaceCatalog would
+// (Data.Fail fails them all).
+type BatchData struct {
+	*Data
+	mu      sync.Mutex
+	batches int
+}
+
+var (
+	_ syncer.BatchWriter        = (*BatchData)(nil)
+	_ syncer.CatalogBatchWriter = (*BatchData)(nil)
+)
+
+func (d *BatchData) WriteBatch(ctx context.Context, e syncer.Entity, batch []syncer.AccountRecords) []error {
+	d.count()
+	errs := make([]error, len(batch))
+	for i, b := range batch {
+		errs[i] = d.Write(ctx, b.AccountID, e, b.Records)
+	}
+	return errs
+}
+
+func (d *BatchData) ReplaceCatalogs(ctx context.Context, e syncer.Entity, batch []syncer.CatalogRefresh) []error {
+	d.count()
+	errs := make([]error, len(batch))
+	for i, b := range batch {
+		errs[i] = d.ReplaceCatalog(ctx, b.AccountID, e, b.Records, b.SeenAt)
+	}
+	return errs
+}
+
+func (d *BatchData) count() {
+	d.mu.Lock()
+	d.batches++
+	d.mu.Unlock()
+}
+
+// Batches counts WriteBatch and ReplaceCatalogs calls.
+func (d *BatchData) Batches() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.batches
+}
+
 func (d *Data) put(accountID string, e syncer.Entity, recs []syncer.Record) {
 	if d.rows == nil {
 		d.rows = map[dataKey]map[string]syncer.Record{}

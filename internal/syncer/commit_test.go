@@ -1,0 +1,262 @@
+package syncer_test
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/impact-syncer/impact-syncer/internal/syncer"
+	"github.com/impact-syncer/impact-syncer/internal/syncertest"
+)
+
+// stagedEnv is setup with stores that write many accounts at once, so that
+// prepared passes stage their writes (see syncer.Prepare), and n brand
+// accounts acct0…acct(n-1).
+func stagedEnv(t *testing.T, opt syncer.Options, n int, acts ...syncertest.Action) (*syncertest.Env, *syncertest.BatchData, []syncer.Account) {
+	t.Helper()
+	src := &syncertest.Source{Now: apiNow, Catalog: catalog(), Activity: acts}
+	env := syncertest.New(src, opt)
+	bd := &syncertest.BatchData{Data: env.Data}
+	env.Syncer.Writer, env.Syncer.Catalog = bd, bd
+	return env, bd, addAccounts(t, env, n)
+}
+
+func addAccounts(t *testing.T, env *syncertest.Env, n int) []syncer.Account {
+	t.Helper()
+	var out []syncer.Account
+	for i := range n {
+		a := brand()
+		a.ID, a.SID = fmt.Sprintf("acct%d", i), fmt.Sprintf("IRacct%d", i)
+		if err := env.Accounts.PutAccount(t.Context(), a, syncer.SealedSecret{}); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// syncStaged prepares the accounts together and runs their passes at once,
+// as RunOnce does; it fails the test if a pass returned before calling
+// ReadDone. onRead, when set, runs in ReadDone.
+func syncStaged(t *testing.T, env *syncertest.Env, accts []syncer.Account, req syncer.Request, onRead func(syncer.Account)) []syncer.AccountResult {
+	t.Helper()
+	ps := env.Syncer.Prepare(t.Context(), accts, req)
+	out := make([]syncer.AccountResult, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		read := false
+		p.ReadDone = func() {
+			read = true
+			if onRead != nil {
+				onRead(p.Account)
+			}
+		}
+		wg.Go(func() {
+			out[i] = env.Syncer.SyncPrepared(t.Context(), p, req)
+			if !read && p.Account.ID != "" && out[i].Err == nil {
+				t.Errorf("%s: the pass returned without calling ReadDone", p.Account.ID)
+			}
+			env.Syncer.Release(p)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+var stagedActs = []syncertest.Action{
+	{Entity: syncer.Actions, ID: "a1", Campaign: "c1", Updated: apiNow.Add(-aDay), Event: apiNow.Add(-aDay), Locking: apiNow.Add(aDay)},
+	{Entity: syncer.ActionUpdates, ID: "u1", Campaign: "c2", Updated: apiNow.Add(-2 * aDay), Event: apiNow.Add(-2 * aDay), Locking: apiNow.Add(aDay)},
+}
+
+// TestStagedPassesStoreWhatSyncAccountStores: the steady-state passes of
+// prepared accounts stage their writes and the committer writes them
+// together (a batch call per table for all accounts, one write of run
+// rows, no start rows), with the same rows, watermarks and outcomes as
+// SyncAccount; every lock is released and every pass called ReadDone.
+func TestStagedPassesStoreWhatSyncAccountStores(t *testing.T) {
+	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
+	const n = 6
+
+	ref := setup(t, stagedActs...)
+	refAccts := addAccounts(t, ref, n)
+	for range 2 {
+		for _, a := range refAccts {
+			if res := ref.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+				t.Fatalf("reference pass of %s: %+v", a.ID, res)
+			}
+		}
+	}
+	// the first sync (many windows) writes as it reads; the second, in the
+	// steady state, is staged
+	env, bd, accts := stagedEnv(t, syncer.Options{}, n, stagedActs...)
+	for _, a := range accts {
+		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+			t.Fatalf("first sync of %s: %+v", a.ID, res)
+		}
+	}
+	runWrites, batches := env.Runs.Writes(), bd.Batches()
+	for i, res := range syncStaged(t, env, accts, req, nil) {
+		if res.Failed() || len(res.Runs) != len(syncer.AllEntities) {
+			t.Fatalf("staged pass of %s: %+v", accts[i].ID, res)
+		}
+		for _, r := range res.Runs {
+			if r.Status != syncer.RunSucceeded || r.FinishedAt.IsZero() {
+				t.Errorf("%s %s: %+v", r.AccountID, r.Entity, r)
+			}
+		}
+	}
+	if got := env.Runs.Writes() - runWrites; got < 1 || got > 2 {
+		t.Errorf("%d writes of run rows for %d staged passes; want their outcomes in one or two (no start rows)", got, n)
+	}
+	// a batch per table (catalogs and both activity entities), once or
+	// twice as passes end apart
+	if got, tables := bd.Batches()-batches, len(syncer.AllEntities); got < tables || got > 2*tables {
+		t.Errorf("%d batch writes for %d passes over %d tables; want one or two per table", got, n, tables)
+	}
+	for _, a := range accts {
+		if env.Locker.Held(a.ID) {
+			t.Errorf("%s still locked", a.ID)
+		}
+		for _, e := range syncer.AllEntities {
+			if got, want := env.Data.IDs(a.ID, e), ref.Data.IDs(a.ID, e); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s %s: rows %v; SyncAccount stored %v", a.ID, e, got, want)
+			}
+		}
+	}
+	if got, want := env.State.All(), ref.State.All(); !maps.EqualFunc(got, want, func(a, b time.Time) bool { return a.Equal(b) }) {
+		t.Errorf("watermarks %v; SyncAccount stored %v", got, want)
+	}
+	for _, r := range env.Runs.All() {
+		if r.Status != syncer.RunSucceeded {
+			t.Errorf("run %s of %s %s: %s", r.ID, r.AccountID, r.Entity, r.Status)
+		}
+	}
+	if p := env.State.Prefetched(); len(p) != 0 {
+		t.Errorf("read-ahead not dropped for %v", p)
+	}
+}
+
+// TestStagedCommitThatFailsFailsItsRuns: when the commit's writes fail, the
+// staged runs with rows are recorded failed with the error, no watermark of
+// theirs moves, and the
+// pass reports failure: a sync that could not store must not look like a
+// success.
+func TestStagedCommitThatFailsFailsItsRuns(t *testing.T) {
+	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
+	env, _, accts := stagedEnv(t, syncer.Options{}, 3, stagedActs...)
+	for _, a := range accts {
+		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+			t.Fatalf("first sync of %s: %+v", a.ID, res)
+		}
+	}
+	before := env.State.All()
+	boom := errors.New("clickhouse: connection refused")
+	env.Data.Fail = boom
+	for i, res := range syncStaged(t, env, accts, req, nil) {
+		if !res.Failed() {
+			t.Errorf("%s: the pass looks like a success: %+v", accts[i].ID, res)
+		}
+		for _, r := range res.Runs {
+			if r.Entity == syncer.ActionUpdates {
+				continue // nothing new to write: only its watermarks, which were stored
+			}
+			if r.Status != syncer.RunFailed || !strings.Contains(r.Error, boom.Error()) || r.Rows != 0 {
+				t.Errorf("%s %s: %s %q (%d rows); want failed with %q and no rows", r.AccountID, r.Entity, r.Status, r.Error, r.Rows, boom)
+			}
+		}
+	}
+	if got := env.State.All(); !maps.EqualFunc(got, before, func(a, b time.Time) bool { return a.Equal(b) }) {
+		t.Errorf("watermarks moved although no row was stored: %v; were %v", got, before)
+	}
+	for _, r := range env.Runs.All() {
+		if r.Status == syncer.RunRunning {
+			t.Errorf("run %s of %s %s left running", r.ID, r.AccountID, r.Entity)
+		}
+	}
+}
+
+// TestStagedPassWhoseLockIsLostWritesNothing: a pass whose lock is lost
+// after reading, before its commit, has nothing written (its runs are
+// interrupted, its watermarks stay), while the passes sharing the commit
+// store theirs.
+func TestStagedPassWhoseLockIsLostWritesNothing(t *testing.T) {
+	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
+	env, _, accts := stagedEnv(t, syncer.Options{}, 3, stagedActs...)
+	for _, a := range accts {
+		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+			t.Fatalf("first sync of %s: %+v", a.ID, res)
+		}
+	}
+	// a new action for every account, seen by the staged passes only
+	env.Source.Activity = append(env.Source.Activity, syncertest.Action{Entity: syncer.Actions, ID: "a2", Campaign: "c1",
+		Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)})
+	before := env.State.All()
+	res := syncStaged(t, env, accts, req, func(a syncer.Account) {
+		if a.ID == "acct1" {
+			env.Locker.Lose(a.ID)
+		}
+	})
+	for i, r := range res {
+		id := accts[i].ID
+		has := strings.Contains(fmt.Sprint(env.Data.IDs(id, syncer.Actions)), "a2")
+		if id == "acct1" {
+			if has {
+				t.Errorf("%s: rows written after its lock was lost", id)
+			}
+			for _, run := range r.Runs {
+				if run.Status != syncer.RunInterrupted || !strings.Contains(run.Error, "lock was lost") {
+					t.Errorf("%s %s: %s %q; want interrupted, lock lost", id, run.Entity, run.Status, run.Error)
+				}
+			}
+			for k, t0 := range env.State.All() {
+				if k.AccountID == id && !t0.Equal(before[k]) {
+					t.Errorf("%s: watermark %v moved to %v after the lock was lost", id, k, t0)
+				}
+			}
+			continue
+		}
+		if r.Failed() || !has {
+			t.Errorf("%s: %+v, new action stored %v; want success", id, r, has)
+		}
+	}
+}
+
+// TestStagedRunTooLongWritesAsItReads: a steady-state run that reads more
+// rows than BatchSize stops staging: it records its start and writes as an
+// unstaged run does; its rows and watermarks are all stored.
+func TestStagedRunTooLongWritesAsItReads(t *testing.T) {
+	req := syncer.Request{Entities: []syncer.Entity{syncer.Actions}, Kind: syncer.RunIncremental}
+	var acts []syncertest.Action
+	env, _, accts := stagedEnv(t, syncer.Options{BatchSize: 3}, 2)
+	for _, a := range accts {
+		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+			t.Fatalf("first sync of %s: %+v", a.ID, res)
+		}
+	}
+	for i := range 5 {
+		acts = append(acts, syncertest.Action{Entity: syncer.Actions, ID: fmt.Sprintf("n%d", i), Campaign: "c1",
+			Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)})
+	}
+	env.Source.Activity = acts
+	writes := env.Data.Writes
+	for i, res := range syncStaged(t, env, accts, req, nil) {
+		if res.Failed() || len(res.Runs) != 1 || res.Runs[0].Rows != 5 {
+			t.Fatalf("%s: %+v; want one successful run of 5 rows", accts[i].ID, res)
+		}
+		if got := env.Data.IDs(accts[i].ID, syncer.Actions); len(got) != 5 {
+			t.Errorf("%s: stored %v", accts[i].ID, got)
+		}
+	}
+	if env.Data.Writes == writes {
+		t.Error("no write of its own: the long run stayed staged")
+	}
+	for _, r := range env.Runs.All() {
+		if r.Status != syncer.RunSucceeded {
+			t.Errorf("run %s of %s: %s", r.ID, r.AccountID, r.Status)
+		}
+	}
+}
