@@ -792,7 +792,9 @@ func (w *Writer) WriteBatch(ctx context.Context, e syncer.Entity, batch []syncer
 	synced := toDateTime(w.db.now())
 	cols := insertColumns(tb, false)
 	for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
-		fill := func(i int, buf []any) []any { return appendEntityRow(buf[:0], chunk[i].account, *chunk[i].rec, version, synced) }
+		fill := func(i int, buf []any) []any {
+			return appendEntityRow(buf[:0], chunk[i].account, *chunk[i].rec, version, synced)
+		}
 		if err := w.db.insertStream(ctx, w.retry, string(e), cols, len(chunk), fill); err != nil {
 			err = fmt.Errorf("write %d %s of %d accounts: %w", len(rows), e, len(carried), err)
 			for _, i := range carried {
