@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -125,7 +126,7 @@ func (c *committer) maybeStart(s *Syncer) {
 	c.queue = nil
 	c.busy = true
 	go func() {
-		s.writeStaged(batch)
+		s.writeStagedSafely(batch)
 		for _, sp := range batch {
 			close(sp.done)
 		}
@@ -143,6 +144,33 @@ func (s *Syncer) canStage() bool {
 	_, wb := s.State.(WatermarkBatcher)
 	_, rb := s.Runs.(RunBatcher)
 	return cw && bw && wb && rb
+}
+
+// writeStagedSafely is writeStaged with a panic (a store's bug) turned into
+// the failure of every staged run of the commit, as a pass's panic is, so
+// that the passes waiting for it end.
+func (s *Syncer) writeStagedSafely(batch []*stagedPass) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		s.Logger.Error("panic while writing staged passes; their runs are recorded as failed", zap.Any("panic", r), zap.Stack("stack"))
+		var runs []Run
+		for _, sp := range batch {
+			for _, sr := range sp.runs {
+				if sr.staged && sr.err == nil {
+					sr.err = fmt.Errorf("panic while writing: %v", r)
+				}
+				sr.finish(sp.p)
+				runs = append(runs, sr.run)
+			}
+		}
+		if err := s.Runs.(RunBatcher).RecordRuns(context.Background(), runs...); err != nil {
+			s.Logger.Error("could not record the runs of a commit that panicked", zap.Error(err))
+		}
+	}()
+	s.writeStaged(batch)
 }
 
 // writeStaged writes the staged passes of one commit: catalog refreshes and

@@ -1,6 +1,7 @@
 package syncer_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -257,6 +258,41 @@ func TestStagedRunTooLongWritesAsItReads(t *testing.T) {
 	for _, r := range env.Runs.All() {
 		if r.Status != syncer.RunSucceeded {
 			t.Errorf("run %s of %s: %s", r.ID, r.AccountID, r.Status)
+		}
+	}
+}
+
+// panickyCatalog is a CatalogBatchWriter with a bug.
+type panickyCatalog struct{ *syncertest.BatchData }
+
+func (panickyCatalog) ReplaceCatalogs(context.Context, syncer.Entity, []syncer.CatalogRefresh) []error {
+	panic("index out of range")
+}
+
+// TestStagedCommitThatPanicsFailsItsRuns: a store that panics while the
+// committer writes fails the staged runs of that commit (recorded, with the
+// panic) and every waiting pass returns; the process goes on.
+func TestStagedCommitThatPanicsFailsItsRuns(t *testing.T) {
+	req := syncer.Request{Entities: syncer.CatalogEntities, Kind: syncer.RunIncremental}
+	env, bd, accts := stagedEnv(t, syncer.Options{}, 2)
+	env.Syncer.Catalog = panickyCatalog{bd}
+	for i, res := range syncStaged(t, env, accts, req, nil) {
+		if !res.Failed() || len(res.Runs) == 0 {
+			t.Fatalf("%s: %+v; want failed runs", accts[i].ID, res)
+		}
+		for _, r := range res.Runs {
+			if r.Status != syncer.RunFailed || !strings.Contains(r.Error, "panic while writing: index out of range") {
+				t.Errorf("%s %s: %s %q", r.AccountID, r.Entity, r.Status, r.Error)
+			}
+		}
+	}
+	all := env.Runs.All()
+	if len(all) < 2 {
+		t.Fatalf("%d runs recorded; want the failed runs of both accounts", len(all))
+	}
+	for _, r := range all {
+		if r.Status != syncer.RunFailed {
+			t.Errorf("recorded run %s of %s %s: %s", r.ID, r.AccountID, r.Entity, r.Status)
 		}
 	}
 }

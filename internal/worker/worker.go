@@ -360,8 +360,10 @@ func (w *Worker) RunOnce(ctx context.Context, accts []syncer.Account, req syncer
 // in order, 2 × Concurrency at a time (one lease settle time and a query
 // per kind of state for all of them), while the prepared ones run; at most
 // that many wait prepared, holding their locks, so a lock is held a few
-// passes' time before its pass starts. A pass's lock is released once its
-// slot is free (RunOnce returns after every release).
+// passes' time before its pass starts. A pass's slot is free once it has
+// read everything (syncer.Prepared.ReadDone: a staged pass then waits for
+// the commit it shares with others) or ended; its lock is released after
+// (RunOnce returns after every release).
 func (w *Worker) runPrepared(ctx context.Context, pr Preparer, accts []syncer.Account, req syncer.Request, results []syncer.AccountResult) {
 	batch := 2 * cap(w.sem)
 	type item struct {

@@ -470,3 +470,56 @@ func TestRunOncePreparesAheadInBatches(t *testing.T) {
 		}
 	})
 }
+
+// readDonePreparer is a Preparer whose passes call ReadDone, then wait
+// until every pass has (as staged passes wait for a commit they share).
+type readDonePreparer struct {
+	fakePreparer
+	all     sync.WaitGroup
+	mu      sync.Mutex
+	reading int
+	most    int
+}
+
+func (f *readDonePreparer) SyncPrepared(ctx context.Context, p *syncer.Prepared, req syncer.Request) syncer.AccountResult {
+	f.mu.Lock()
+	f.reading++
+	f.most = max(f.most, f.reading)
+	f.mu.Unlock()
+	time.Sleep(time.Second) // reading
+	f.mu.Lock()
+	f.reading--
+	f.mu.Unlock()
+	p.ReadDone()
+	f.all.Done()
+	f.all.Wait()
+	return syncer.AccountResult{Account: p.Account}
+}
+
+// TestRunOnceFreesASlotAtReadDone: a pass that has read everything
+// (Prepared.ReadDone) gives its slot to the next while it waits for its
+// commit, so passes waiting on each other's reads do not deadlock, and no
+// more than Concurrency passes read at once.
+func TestRunOnceFreesASlotAtReadDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ids []string
+		for i := range 7 {
+			ids = append(ids, fmt.Sprintf("acct-%d", i))
+		}
+		fp := &readDonePreparer{fakePreparer: fakePreparer{fakeSyncer: newFakeSyncer(), prepared: map[*syncer.Prepared]bool{}}}
+		fp.all.Add(len(ids))
+		w, err := New(Config{Syncer: fp, Accounts: &fakeAccounts{accounts(ids...)}, Runs: &fakeRuns{}, Concurrency: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := w.RunOnce(t.Context(), accounts(ids...), syncer.Request{Entities: syncer.ActivityEntities})
+		for i, got := range res {
+			if got.Account.ID != ids[i] || got.Err != nil {
+				t.Errorf("result %d: %+v", i, got)
+			}
+		}
+		if fp.most != 2 {
+			t.Errorf("%d passes read at once; want 2 (the concurrency)", fp.most)
+		}
+	})
+}
