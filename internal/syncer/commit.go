@@ -249,8 +249,12 @@ func (s *Syncer) writeStaged(batch []*stagedPass) {
 		}
 	}
 	var runs []Run
+	now := time.Now().UTC()
 	for _, sp := range batch {
 		for _, sr := range sp.runs {
+			if sr.staged {
+				sr.run.FinishedAt = now // when its rows became readable
+			}
 			sr.finish(sp.p)
 			runs = append(runs, sr.run)
 		}
