@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -257,4 +258,103 @@ func TestIntegrationBackfillClampsAncientFrom(t *testing.T) {
 		t.Errorf("the clamp warning should appear once")
 	}
 	b.compareAll("clamp", spec.SID, syncer.Actions)
+}
+
+// TestIntegrationSyncManyAccountsSharesCommits: `syncer sync` over several
+// accounts in the steady state stages each pass's writes and commits many
+// passes together: the new, modified and reversed actions of every account
+// reach ClickHouse equal to the simulator, every run is recorded succeeded,
+// and the sync sends sync_runs and each table a handful of inserts, not one
+// (or two) per run.
+func TestIntegrationSyncManyAccountsSharesCommits(t *testing.T) {
+	b := setup(t)
+	b.mustCLI("", "migrate")
+	type acct struct {
+		id   string
+		spec impactsim.AccountSpec
+	}
+	var accts []acct
+	for i := range 4 {
+		spec := brandSpec(fmt.Sprintf("IRBRANDMANY00000000000000000000%d", i))
+		spec.Seed, spec.Actions, spec.Campaigns = int64(20+i), 400, 2
+		accts = append(accts, acct{fmt.Sprintf("brand%d", i), spec})
+	}
+	partner := partnerSpec("IRPARTNERMANY0000000000000000001")
+	partner.Actions = 300
+	accts = append(accts, acct{"partner0", partner})
+	for _, a := range accts {
+		b.addAccount(a.id, a.spec)
+	}
+	b.mustCLI("", "sync") // the first sync: long runs, written as they read
+
+	b.sim.Clock().Advance(3 * time.Hour)
+	for _, a := range accts {
+		if _, err := b.sim.AddActions(a.spec.SID, 7, ""); err != nil {
+			t.Fatal(err)
+		}
+		var pending []string
+		for _, x := range b.sim.Truth(a.spec.SID).Actions {
+			if x.State == "PENDING" {
+				pending = append(pending, x.Id)
+			}
+		}
+		if len(pending) < 2 {
+			t.Fatalf("%s: %d pending actions", a.id, len(pending))
+		}
+		if err := b.sim.ModifyAction(a.spec.SID, pending[0], "3.25", "0.33"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sim.ReverseAction(a.spec.SID, pending[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("SYNCER_LOG_LEVEL", "info")
+	out, errOut, err := b.cli("", "sync")
+	if err != nil {
+		t.Fatalf("second sync: %v\n%s\n%s", err, out, tail(errOut, 3000))
+	}
+	for _, a := range accts {
+		ents := syncer.AllEntities
+		if a.spec.Persona == impactsim.Partner {
+			ents = []syncer.Entity{syncer.CompanyInformation, syncer.Campaigns, syncer.PromoCodes, syncer.Actions, syncer.ActionUpdates}
+		}
+		b.compareAll(a.id, a.spec.SID, ents...)
+		runs, err := load.NewRunStore(b.db).Runs(t.Context(), a.id, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 2*len(ents) {
+			t.Errorf("%s: %d runs recorded; want %d (2 passes × %d entities)", a.id, len(runs), 2*len(ents), len(ents))
+		}
+		for _, r := range runs {
+			if r.Status != syncer.RunSucceeded || r.FinishedAt.Before(r.StartedAt) {
+				t.Errorf("%s run %s %s: %s (%v → %v) %q", a.id, r.ID, r.Entity, r.Status, r.StartedAt, r.FinishedAt, r.Error)
+			}
+		}
+	}
+	for _, table := range []string{"actions", "action_updates", "campaigns", "promo_codes"} {
+		b.noDuplicateKeys(table)
+	}
+
+	// the statements of the second sync, from its closing log line
+	var byKind map[string]int
+	for _, line := range strings.Split(errOut, "\n") {
+		var l struct {
+			Msg    string         `json:"msg"`
+			ByKind map[string]int `json:"clickhouse_statements_by_kind"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "sync finished" {
+			byKind = l.ByKind
+		}
+	}
+	if byKind == nil {
+		t.Fatalf("no 'sync finished' line with statements by kind in:\n%s", tail(errOut, 2000))
+	}
+	t.Logf("statements of the steady-state sync of %d accounts: %v", len(accts), byKind)
+	// unstaged, every pass writes sync_runs n+1 times and each table once
+	for kind, most := range map[string]int{"INSERT sync_runs": len(accts) - 1, "INSERT actions": len(accts) - 1, "INSERT campaigns": len(accts) - 1, "INSERT sync_state": len(accts) - 1} {
+		if byKind[kind] == 0 || byKind[kind] > most {
+			t.Errorf("%s: %d statements for %d accounts; want between 1 and %d (passes committed together)", kind, byKind[kind], len(accts), most)
+		}
+	}
 }
