@@ -1069,6 +1069,9 @@ type privateFaults struct {
 	*faultBundle
 	ch  *privateClickHouse
 	bin string
+	// others are more accounts (id, SID) the killed command syncs, checked
+	// like the first after every kill point.
+	others [][2]string
 }
 
 func setupPrivate(t *testing.T, database string) *privateFaults {
@@ -1300,10 +1303,12 @@ func (p *privateFaults) killPoints(rng *rand.Rand, want int, id, sid string, arg
 		p.scanSecrets(stderr+out, "the next run's output")
 		estimate = max(took+took/4, 300*time.Millisecond)
 		cstart := time.Now()
-		truth := p.sim.Truth(sid)
-		compareTruth(t, p.db, p.counts, id, truth, entities...)
-		checkWatermarks(t, p.db, p.counts, id, truth)
-		requireNoRunning(t, p.db, id)
+		for _, acct := range append([][2]string{{id, sid}}, p.others...) {
+			truth := p.sim.Truth(acct[1])
+			compareTruth(t, p.db, p.counts, acct[0], truth, entities...)
+			checkWatermarks(t, p.db, p.counts, acct[0], truth)
+			requireNoRunning(t, p.db, acct[0])
+		}
 		t.Logf("point %d: %s after start (%s); the next run took %s, the checks %s", i, d.Round(time.Millisecond),
 			lastLogPoint(proc.stderr.String()), took.Round(time.Millisecond), time.Since(cstart).Round(time.Millisecond))
 		if t.Failed() {
@@ -1338,11 +1343,7 @@ func TestIntegrationFaultKill9(t *testing.T) {
 	spec.Campaigns, spec.Actions, spec.MediaPartners, spec.PromoCodes = 2, 300, 5, 4
 	p.addAccount(id, spec)
 
-	churn := func(i int) {
-		if i == 0 {
-			return // the first point kills the first sync
-		}
-		p.sim.Clock().Advance(time.Duration(1+rng.Intn(48)) * time.Hour)
+	change := func(sid string) {
 		if _, err := p.sim.AddActions(sid, rng.Intn(30), ""); err != nil {
 			t.Fatal(err)
 		}
@@ -1361,9 +1362,35 @@ func TestIntegrationFaultKill9(t *testing.T) {
 			}
 		}
 	}
+	var others [][2]string // the accounts of the many-accounts sync, added for it
+	churn := func(i int) {
+		if i == 0 {
+			return // the first point kills the first sync
+		}
+		p.sim.Clock().Advance(time.Duration(1+rng.Intn(48)) * time.Hour)
+		change(sid)
+		for _, o := range others {
+			change(o[1])
+		}
+	}
 	t.Run("sync", func(t *testing.T) {
 		q := &privateFaults{faultBundle: p.faultBundle.with(t), ch: p.ch, bin: p.bin}
 		q.killPoints(rng, 20, id, sid, func(int) []string { return []string{"sync"} }, churn, syncer.AllEntities...)
+	})
+	// several accounts: steady-state passes stage their writes and commit
+	// together (internal/syncer/commit.go); a kill before, during or after a
+	// shared commit loses nothing
+	t.Run("sync of three accounts", func(t *testing.T) {
+		for i := range 2 {
+			o := [2]string{fmt.Sprintf("kill9-%d", i), fmt.Sprintf("IRFAULTKILL9MANY00000000000000%02d", i)}
+			spec := brandSpec(o[1])
+			spec.Seed, spec.Campaigns, spec.Actions, spec.MediaPartners, spec.PromoCodes = int64(30+i), 2, 200, 4, 3
+			p.addAccount(o[0], spec)
+			others = append(others, o)
+		}
+		defer func() { others = nil }()
+		q := &privateFaults{faultBundle: p.faultBundle.with(t), ch: p.ch, bin: p.bin, others: others}
+		q.killPoints(rng, 12, id, sid, func(int) []string { return []string{"sync"} }, churn, syncer.AllEntities...)
 	})
 	t.Run("backfill", func(t *testing.T) {
 		q := &privateFaults{faultBundle: p.faultBundle.with(t), ch: p.ch, bin: p.bin}
