@@ -147,3 +147,62 @@ func TestReplaceCompanyInformation(t *testing.T) {
 	vals, _, _ := readValues(t, db, e, "acc", "")
 	sameValues(t, e, vals, r2.Values)
 }
+
+// TestBatchWritesOfManyAccounts: ReplaceCatalogs and WriteBatch (the staged
+// commits of many passes) store each account as ReplaceCatalog and Write
+// do — absent records marked, rows in several inserts when more than
+// MaxBatchRows — and an account whose rows do not validate fails alone.
+func TestBatchWritesOfManyAccounts(t *testing.T) {
+	db := chtest.New(t)
+	ctx := t.Context()
+	cw := load.NewCatalogWriter(db)
+	e := syncer.Campaigns
+	t1, t2 := t0, t0.Add(time.Hour)
+	bad := record(e, "BAD", t0, 1)
+	bad.Values[0] = 42 // not a string
+	errs := cw.ReplaceCatalogs(ctx, e, []syncer.CatalogRefresh{
+		{AccountID: "x", Records: []syncer.Record{record(e, "A", t0, 1), record(e, "B", t0, 1)}, SeenAt: t1},
+		{AccountID: "z", Records: []syncer.Record{bad}, SeenAt: t1},
+		{AccountID: "y", Records: []syncer.Record{record(e, "C", t0, 1)}, SeenAt: t1},
+	})
+	if errs[0] != nil || errs[2] != nil || errs[1] == nil {
+		t.Fatalf("errors %v; want only z's (a bad value)", errs)
+	}
+	errs = cw.ReplaceCatalogs(ctx, e, []syncer.CatalogRefresh{
+		{AccountID: "x", Records: []syncer.Record{record(e, "B", t0, 2)}, SeenAt: t2},
+		{AccountID: "y", SeenAt: t2}, // y's campaign is gone
+	})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("second refresh: %v", errs)
+	}
+	x, y, z := catalogRows(t, db, e, "x"), catalogRows(t, db, e, "y"), catalogRows(t, db, e, "z")
+	if x["A"].present != 0 || x["B"].present != 1 || !x["B"].first.Equal(t1) || !x["B"].last.Equal(t2) || len(x) != 2 {
+		t.Errorf("x: %+v; want A absent, B present first seen %s, last %s", x, t1, t2)
+	}
+	if y["C"].present != 0 || len(y) != 1 || len(z) != 0 {
+		t.Errorf("y: %+v (want C absent), z: %+v (want nothing)", y, z)
+	}
+
+	w := load.NewWriter(db)
+	w.MaxBatchRows = 2
+	a := syncer.Actions
+	badAction := record(a, "BAD", t0, 1)
+	badAction.Values[0] = 42
+	errs = w.WriteBatch(ctx, a, []syncer.AccountRecords{
+		{AccountID: "p", Records: records(a, 3, t0, 1)},
+		{AccountID: "r", Records: []syncer.Record{badAction}},
+		{AccountID: "q", Records: records(a, 1, t0, 1)},
+	})
+	if errs[0] != nil || errs[2] != nil || errs[1] == nil {
+		t.Fatalf("WriteBatch errors %v; want only r's (a bad value)", errs)
+	}
+	for acct, want := range map[string]uint64{"p": 3, "q": 1, "r": 0} {
+		var n uint64
+		if err := db.QueryRow(ctx, "SELECT count() FROM actions FINAL WHERE account_id = ?", acct).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s: %d actions stored; want %d", acct, n, want)
+		}
+	}
+}

@@ -771,18 +771,16 @@ func (w *Writer) WriteBatch(ctx context.Context, e syncer.Entity, batch []syncer
 		return errs
 	}
 	type row struct {
-		account string
-		rec     *syncer.Record
+		item int // in batch
+		rec  *syncer.Record
 	}
 	var rows []row
-	var carried []int
 	for i, b := range batch {
-		if errs[i] = validate(b.AccountID, tb, b.Records); errs[i] != nil || len(b.Records) == 0 {
+		if errs[i] = validate(b.AccountID, tb, b.Records); errs[i] != nil {
 			continue
 		}
-		carried = append(carried, i)
 		for j := range b.Records {
-			rows = append(rows, row{b.AccountID, &b.Records[j]})
+			rows = append(rows, row{i, &b.Records[j]})
 		}
 	}
 	if len(rows) == 0 {
@@ -791,19 +789,29 @@ func (w *Writer) WriteBatch(ctx context.Context, e syncer.Entity, batch []syncer
 	version := w.db.versions.Next()
 	synced := toDateTime(w.db.now())
 	cols := insertColumns(tb, false)
-	for chunk := range slices.Chunk(rows, max(w.MaxBatchRows, 1)) {
+	for start := 0; start < len(rows); start += max(w.MaxBatchRows, 1) {
+		chunk := rows[start:min(start+max(w.MaxBatchRows, 1), len(rows))]
 		fill := func(i int, buf []any) []any {
-			return appendEntityRow(buf[:0], chunk[i].account, *chunk[i].rec, version, synced)
+			return appendEntityRow(buf[:0], batch[chunk[i].item].AccountID, *chunk[i].rec, version, synced)
 		}
 		if err := w.db.insertStream(ctx, w.retry, string(e), cols, len(chunk), fill); err != nil {
-			err = fmt.Errorf("write %d %s of %d accounts: %w", len(rows), e, len(carried), err)
-			for _, i := range carried {
-				errs[i] = err
-			}
+			failChunk(errs, rows[start:], func(r row) int { return r.item },
+				fmt.Errorf("write %d %s of %d accounts: %w", len(rows)-start, e, len(batch), err))
 			return errs
 		}
 	}
 	return errs
+}
+
+// failChunk gives err to every item with a row in rest (the rows of the
+// insert that failed and of those not sent): the items stored whole by the
+// earlier inserts keep their nil error.
+func failChunk[R any](errs []error, rest []R, item func(R) int, err error) {
+	for _, r := range rest {
+		if i := item(r); errs[i] == nil {
+			errs[i] = err
+		}
+	}
 }
 
 var _ syncer.CatalogBatchWriter = (*CatalogWriter)(nil)
@@ -825,22 +833,23 @@ func (c *CatalogWriter) ReplaceCatalogs(ctx context.Context, e syncer.Entity, ba
 		return errs
 	}
 	var rows [][]any
-	var carried []int
+	var owner []int // the batch item of each row
 	for i, b := range batch {
 		r, err := c.w.replacementRows(ctx, b.AccountID, tb, 0, b.SeenAt, b.Records, true, c.take(b.AccountID, e))
-		if errs[i] = err; err != nil || len(r) == 0 {
+		if errs[i] = err; err != nil {
 			continue
 		}
-		carried = append(carried, i)
 		rows = append(rows, r...)
+		for range r {
+			owner = append(owner, i)
+		}
 	}
 	cols := insertColumns(tb, true)
-	for chunk := range slices.Chunk(rows, max(c.w.MaxBatchRows, 1)) {
-		if err := c.w.insert(ctx, string(e), cols, chunk); err != nil {
-			err = fmt.Errorf("write %d %s of %d accounts: %w", len(rows), e, len(carried), err)
-			for _, i := range carried {
-				errs[i] = err
-			}
+	for start := 0; start < len(rows); start += max(c.w.MaxBatchRows, 1) {
+		end := min(start+max(c.w.MaxBatchRows, 1), len(rows))
+		if err := c.w.insert(ctx, string(e), cols, rows[start:end]); err != nil {
+			failChunk(errs, owner[start:], func(i int) int { return i },
+				fmt.Errorf("write %d %s of %d accounts: %w", len(rows)-start, e, len(batch), err))
 			return errs
 		}
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,6 +54,7 @@ type stagedRun struct {
 	rows    []Record        // activity rows to write
 	marks   map[WatermarkKey]time.Time
 	staged  bool  // catalog, or rows and marks, wait for the commit
+	written bool  // the commit wrote them all
 	started bool  // the run recorded its start (it wrote as it read)
 	err     error // the commit's error for this run
 }
@@ -62,6 +66,9 @@ type stagedPass struct {
 	runs    []*stagedRun
 	arrived time.Time
 	done    chan struct{}
+	// readDone frees the pass's slot once it is taken into a commit, when
+	// too many passes waited for one as it arrived (see submit).
+	readDone func()
 }
 
 // committer gathers staged passes and writes them together (see above).
@@ -88,20 +95,36 @@ func (c *committer) stopReading(s *Syncer) {
 	c.mu.Unlock()
 }
 
-// submit queues sp and returns once its commit is written.
-func (c *committer) submit(s *Syncer, sp *stagedPass) {
+// submit queues sp, uncounting it from the readers when reading (in the
+// same step, so that the last reader joins the commit it starts), and
+// returns once its commit is written. readDone (the pass's slot) is called
+// at once while fewer than commitMaxPasses wait, otherwise when sp is taken
+// into a commit: passes that read faster than commits are written wait in
+// their slots, holding no more than that many commits' worth of rows.
+func (c *committer) submit(s *Syncer, sp *stagedPass, reading bool, readDone func()) {
 	sp.arrived = time.Now()
 	sp.done = make(chan struct{})
 	c.mu.Lock()
+	if reading {
+		c.reading--
+	}
 	c.queue = append(c.queue, sp)
+	if len(c.queue) > commitMaxPasses {
+		sp.readDone = readDone
+		readDone = nil
+	}
 	c.maybeStart(s)
 	c.mu.Unlock()
+	if readDone != nil {
+		readDone()
+	}
 	<-sp.done
 }
 
-// maybeStart, with mu held, starts a commit of the queued passes unless one
-// is being written, or passes still read and the queue is neither full nor
-// old enough (then a timer comes back when it is).
+// maybeStart, with mu held, starts a commit of the oldest queued passes
+// (at most commitMaxPasses) unless one is being written, or passes still
+// read and the queue is neither full nor old enough (then a timer comes back
+// when it is).
 func (c *committer) maybeStart(s *Syncer) {
 	if c.busy || len(c.queue) == 0 {
 		return
@@ -109,12 +132,16 @@ func (c *committer) maybeStart(s *Syncer) {
 	wait := commitLinger - time.Since(c.queue[0].arrived)
 	if c.reading > 0 && len(c.queue) < commitMaxPasses && wait > 0 {
 		if c.timer == nil {
-			c.timer = time.AfterFunc(wait, func() {
+			var t *time.Timer
+			t = time.AfterFunc(wait, func() {
 				c.mu.Lock()
-				c.timer = nil
+				if c.timer == t {
+					c.timer = nil
+				}
 				c.maybeStart(s)
 				c.mu.Unlock()
 			})
+			c.timer = t
 		}
 		return
 	}
@@ -122,9 +149,16 @@ func (c *committer) maybeStart(s *Syncer) {
 		c.timer.Stop()
 		c.timer = nil
 	}
-	batch := c.queue
-	c.queue = nil
+	n := min(len(c.queue), commitMaxPasses)
+	batch := slices.Clone(c.queue[:n])
+	c.queue = slices.Delete(c.queue, 0, n)
 	c.busy = true
+	for _, sp := range batch {
+		if sp.readDone != nil { // its slot was held while too many waited
+			go sp.readDone()
+			sp.readDone = nil
+		}
+	}
 	go func() {
 		s.writeStagedSafely(batch)
 		for _, sp := range batch {
@@ -179,20 +213,40 @@ func (s *Syncer) writeStagedSafely(batch []*stagedPass) {
 // pass whose lock was lost or whose context ended meanwhile writes nothing
 // but its outcomes.
 func (s *Syncer) writeStaged(batch []*stagedPass) {
-	ctx := context.Background() // the writes carry many passes; each pass's end is checked below
+	// The writes carry many passes: they end when every pass's context has
+	// (a shutdown), not when one's does; each pass's own end is checked
+	// before each step, with its lock.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var left atomic.Int32
+	left.Store(int32(len(batch)))
 	for _, sp := range batch {
-		err := sp.p.owned()
-		if err == nil {
-			err = sp.ctx.Err()
-		}
-		if err != nil {
+		stop := context.AfterFunc(sp.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	// drop fails the runs not written yet of the passes whose lock was lost
+	// or whose context ended: nothing more of theirs is written.
+	drop := func() {
+		for _, sp := range batch {
+			err := sp.p.owned()
+			if err == nil {
+				err = sp.ctx.Err()
+			}
+			if err == nil {
+				continue
+			}
 			for _, sr := range sp.runs {
-				if sr.staged {
+				if sr.staged && sr.err == nil && !sr.written {
 					sr.err = err
 				}
 			}
 		}
 	}
+	drop()
 	for _, e := range CatalogEntities {
 		var items []CatalogRefresh
 		var runs []*stagedRun
@@ -208,11 +262,11 @@ func (s *Syncer) writeStaged(batch []*stagedPass) {
 			continue
 		}
 		for i, err := range s.Catalog.(CatalogBatchWriter).ReplaceCatalogs(ctx, e, items) {
-			runs[i].err = err
+			runs[i].err, runs[i].written = err, err == nil
 		}
 	}
-	var marked []*stagedRun
-	marks := map[WatermarkKey]time.Time{}
+	drop()
+	var marked []*stagedRun // activity runs whose rows are stored
 	for _, e := range []Entity{Actions, ActionUpdates} {
 		var items []AccountRecords
 		var runs []*stagedRun
@@ -236,15 +290,20 @@ func (s *Syncer) writeStaged(batch []*stagedPass) {
 			}
 		}
 	}
+	drop() // a run whose lock went since its rows were stored keeps its watermarks
+	marks := map[WatermarkKey]time.Time{}
 	for _, sr := range marked {
-		for k, t := range sr.marks {
-			marks[k] = t
+		if sr.err == nil {
+			maps.Copy(marks, sr.marks)
 		}
 	}
-	if err := s.State.(WatermarkBatcher).SetWatermarks(ctx, marks); err != nil {
-		for _, sr := range marked {
-			if len(sr.marks) > 0 {
+	err := s.State.(WatermarkBatcher).SetWatermarks(ctx, marks)
+	for _, sr := range marked {
+		if sr.err == nil {
+			if err != nil && len(sr.marks) > 0 {
 				sr.err = err
+			} else {
+				sr.written = true
 			}
 		}
 	}
@@ -262,7 +321,8 @@ func (s *Syncer) writeStaged(batch []*stagedPass) {
 	if len(runs) == 0 {
 		return
 	}
-	if err := s.Runs.(RunBatcher).RecordRuns(ctx, runs...); err != nil {
+	// outcomes are stored however the passes ended
+	if err := s.Runs.(RunBatcher).RecordRuns(context.Background(), runs...); err != nil {
 		for _, sp := range batch {
 			for _, sr := range sp.runs {
 				sr.log.Error("could not record the run end", zap.Error(err))

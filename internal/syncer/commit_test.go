@@ -113,10 +113,11 @@ func TestStagedPassesStoreWhatSyncAccountStores(t *testing.T) {
 	if got := env.Runs.Writes() - runWrites; got < 1 || got > 2 {
 		t.Errorf("%d writes of run rows for %d staged passes; want their outcomes in one or two (no start rows)", got, n)
 	}
-	// a batch per table (catalogs and both activity entities), once or
-	// twice as passes end apart
-	if got, tables := bd.Batches()-batches, len(syncer.AllEntities); got < tables || got > 2*tables {
-		t.Errorf("%d batch writes for %d passes over %d tables; want one or two per table", got, n, tables)
+	// a batch per table with rows to write (the catalogs, actions: the
+	// steady state brings no new action update), once or twice as passes
+	// end apart
+	if got, tables := bd.Batches()-batches, len(syncer.CatalogEntities)+1; got < tables || got > 2*tables {
+		t.Errorf("%d batch writes for %d passes over %d tables with rows; want one or two per table", got, n, tables)
 	}
 	for _, a := range accts {
 		if env.Locker.Held(a.ID) {
@@ -293,6 +294,63 @@ func TestStagedCommitThatPanicsFailsItsRuns(t *testing.T) {
 	for _, r := range all {
 		if r.Status != syncer.RunFailed {
 			t.Errorf("recorded run %s of %s %s: %s", r.ID, r.AccountID, r.Entity, r.Status)
+		}
+	}
+}
+
+// losingCatalog loses an account's lock once its catalogs are written.
+type losingCatalog struct {
+	*syncertest.BatchData
+	lose func()
+}
+
+func (c losingCatalog) ReplaceCatalogs(ctx context.Context, e syncer.Entity, batch []syncer.CatalogRefresh) []error {
+	errs := c.BatchData.ReplaceCatalogs(ctx, e, batch)
+	if e == syncer.CatalogEntities[len(syncer.CatalogEntities)-1] {
+		c.lose()
+	}
+	return errs
+}
+
+// TestStagedCommitChecksTheLockBeforeEachStep: a lock lost during the
+// commit, after the account's catalogs were written, stops the rest of its
+// writes (its activity runs are interrupted, its watermarks stay), while the
+// other passes of the commit store everything.
+func TestStagedCommitChecksTheLockBeforeEachStep(t *testing.T) {
+	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
+	env, bd, accts := stagedEnv(t, syncer.Options{}, 3, stagedActs...)
+	for _, a := range accts {
+		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+			t.Fatalf("first sync of %s: %+v", a.ID, res)
+		}
+	}
+	env.Source.Activity = append(env.Source.Activity, syncertest.Action{Entity: syncer.Actions, ID: "a2", Campaign: "c1",
+		Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)})
+	env.Syncer.Catalog = losingCatalog{bd, func() { env.Locker.Lose("acct1") }}
+	env.Source.Now = apiNow.Add(2 * time.Hour) // the watermarks of a stored run move
+	before := env.State.All()
+	for i, res := range syncStaged(t, env, accts, req, nil) {
+		id := accts[i].ID
+		for _, r := range res.Runs {
+			want := syncer.RunSucceeded
+			if id == "acct1" && (r.Entity == syncer.Actions || r.Entity == syncer.ActionUpdates) {
+				want = syncer.RunInterrupted
+			}
+			if r.Status != want {
+				t.Errorf("%s %s: %s %q; want %s", id, r.Entity, r.Status, r.Error, want)
+			}
+		}
+		has := strings.Contains(fmt.Sprint(env.Data.IDs(id, syncer.Actions)), "a2")
+		if has != (id != "acct1") {
+			t.Errorf("%s: new action stored %v", id, has)
+		}
+	}
+	for k, t0 := range env.State.All() {
+		if k.AccountID == "acct1" && !t0.Equal(before[k]) {
+			t.Errorf("acct1: watermark %v moved to %v after the lock was lost", k, t0)
+		}
+		if k.AccountID == "acct0" && k.Entity == syncer.Actions && k.Scan == syncer.ScanUpdated && !t0.After(before[k]) {
+			t.Errorf("acct0: watermark %v did not move (%v)", k, t0)
 		}
 	}
 }

@@ -461,18 +461,22 @@ func (p *pass) runEntity(ctx context.Context, e Entity) Run {
 	return run
 }
 
-// commitStaged hands the staged runs to the committer, once the pass's slot
-// is free (Prepared.ReadDone), and waits for their commit: res gets the
-// runs' final outcomes.
+// commitStaged hands the staged runs to the committer, frees the pass's slot
+// (Prepared.ReadDone; see committer.submit) and waits for their commit: res
+// gets the runs' final outcomes.
 func (p *pass) commitStaged(ctx context.Context, res *AccountResult) {
-	p.s.doneReading(p.pre)
-	if p.pre.ReadDone != nil {
-		p.pre.ReadDone()
+	readDone := p.pre.ReadDone
+	if readDone == nil {
+		readDone = func() {}
 	}
 	if len(p.staged) == 0 {
+		p.s.doneReading(p.pre)
+		readDone()
 		return
 	}
-	p.s.commits.submit(p.s, &stagedPass{p: p, ctx: ctx, runs: p.staged})
+	reading := p.pre.reading
+	p.pre.reading = false
+	p.s.commits.submit(p.s, &stagedPass{p: p, ctx: ctx, runs: p.staged}, reading, readDone)
 	res.Runs = res.Runs[:0]
 	for _, sr := range p.staged {
 		res.Runs = append(res.Runs, sr.run)
