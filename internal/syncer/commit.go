@@ -98,10 +98,16 @@ func (c *committer) stopReading(s *Syncer) {
 // submit queues sp, uncounting it from the readers when reading (in the
 // same step, so that the last reader joins the commit it starts), and
 // returns once its commit is written. readDone (the pass's slot) is called
-// at once while fewer than commitMaxPasses wait, otherwise when sp is taken
+// first while fewer than commitMaxPasses wait, otherwise when sp is taken
 // into a commit: passes that read faster than commits are written wait in
 // their slots, holding no more than that many commits' worth of rows.
 func (c *committer) submit(s *Syncer, sp *stagedPass, reading bool, readDone func()) {
+	c.mu.Lock()
+	hold := len(c.queue) >= commitMaxPasses
+	c.mu.Unlock()
+	if !hold {
+		readDone() // before the pass is queued: its slot is free whatever the commit does
+	}
 	sp.arrived = time.Now()
 	sp.done = make(chan struct{})
 	c.mu.Lock()
@@ -109,15 +115,11 @@ func (c *committer) submit(s *Syncer, sp *stagedPass, reading bool, readDone fun
 		c.reading--
 	}
 	c.queue = append(c.queue, sp)
-	if len(c.queue) > commitMaxPasses {
+	if hold {
 		sp.readDone = readDone
-		readDone = nil
 	}
 	c.maybeStart(s)
 	c.mu.Unlock()
-	if readDone != nil {
-		readDone()
-	}
 	<-sp.done
 }
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,6 +352,64 @@ func TestStagedCommitChecksTheLockBeforeEachStep(t *testing.T) {
 		}
 		if k.AccountID == "acct0" && k.Entity == syncer.Actions && k.Scan == syncer.ScanUpdated && !t0.After(before[k]) {
 			t.Errorf("acct0: watermark %v did not move (%v)", k, t0)
+		}
+	}
+}
+
+// blockingCatalog blocks its first ReplaceCatalogs until release closes.
+type blockingCatalog struct {
+	*syncertest.BatchData
+	once    *sync.Once
+	release chan struct{}
+}
+
+func (c blockingCatalog) ReplaceCatalogs(ctx context.Context, e syncer.Entity, batch []syncer.CatalogRefresh) []error {
+	c.once.Do(func() { <-c.release })
+	return c.BatchData.ReplaceCatalogs(ctx, e, batch)
+}
+
+// TestStagedPassesKeepTheirSlotsWhenCommitsFallBehind: while a commit is
+// slow, passes that have read go on giving their slots away only until a
+// commit's worth of them waits; the next ones keep their slots (their
+// caller starts no more passes) until a commit takes them. Nothing is lost.
+func TestStagedPassesKeepTheirSlotsWhenCommitsFallBehind(t *testing.T) {
+	req := syncer.Request{Entities: syncer.CatalogEntities, Kind: syncer.RunIncremental}
+	const n = 80
+	env, bd, accts := stagedEnv(t, syncer.Options{}, n)
+	release := make(chan struct{})
+	env.Syncer.Catalog = blockingCatalog{bd, &sync.Once{}, release}
+	ps := env.Syncer.Prepare(t.Context(), accts, req)
+	var freed atomic.Int32
+	var wg sync.WaitGroup
+	res := make([]syncer.AccountResult, n)
+	for i, p := range ps {
+		p.ReadDone = func() { freed.Add(1) }
+		wg.Go(func() {
+			res[i] = env.Syncer.SyncPrepared(t.Context(), p, req)
+			env.Syncer.Release(p)
+		})
+	}
+	// wait for the slots given away to settle while the first commit hangs
+	last, since := int32(-1), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Since(since) < 300*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the passes never settled")
+		}
+		if f := freed.Load(); f != last {
+			last, since = f, time.Now()
+		}
+	}
+	if last >= n || last == 0 {
+		t.Errorf("%d of %d passes gave their slots away while a commit hung; want some, not all", last, n)
+	}
+	close(release)
+	wg.Wait()
+	if freed.Load() != n {
+		t.Errorf("%d slots freed in the end; want %d", freed.Load(), n)
+	}
+	for i, r := range res {
+		if r.Failed() || len(r.Runs) != len(syncer.CatalogEntities) {
+			t.Errorf("%s: %+v", accts[i].ID, r)
 		}
 	}
 }
