@@ -55,7 +55,12 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s; e.g. make fuzz FUZZTIME
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 1x $$pkg; exit 1; }; \
+	    out=$$(mktemp); \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1; then \
+	      if grep -q 'Failing input written to' $$out; then cat $$out; rm -f $$out; exit 1; fi; \
+	      echo "fuzz $$f: the fuzzing engine stopped without a failing input (a busy machine); once more:"; tail -n 8 $$out; \
+	      $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1 || { cat $$out; rm -f $$out; exit 1; }; \
+	    fi; rm -f $$out; \
 	  done; \
 	done
 
