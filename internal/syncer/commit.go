@@ -38,7 +38,9 @@ const (
 	// commitLinger is how long a staged pass waits for others to share its
 	// commit while passes are still reading.
 	commitLinger = time.Second
-	// commitMaxPasses: a commit starts at once when this many passes wait.
+	// commitMaxPasses: a commit starts at once when this many passes wait,
+	// and takes no more; a pass that finishes reading while this many wait
+	// keeps its slot until a commit takes it (see committer.submit).
 	commitMaxPasses = 32
 )
 
