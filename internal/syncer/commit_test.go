@@ -41,6 +41,21 @@ func addAccounts(t *testing.T, env *syncertest.Env, n int) []syncer.Account {
 	return out
 }
 
+// firstSync runs each account's first sync alone (many windows: written as
+// read), so that the next passes are in the steady state.
+func firstSync(t *testing.T, env *syncertest.Env, accts []syncer.Account, req syncer.Request) {
+	t.Helper()
+	for _, a := range accts {
+		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
+			t.Fatalf("first sync of %s: %+v", a.ID, res)
+		}
+	}
+}
+
+// newAction is an action updated an hour ago: every account's next pass reads it.
+var newAction = syncertest.Action{Entity: syncer.Actions, ID: "a2", Campaign: "c1",
+	Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)}
+
 // syncStaged prepares the accounts together and runs their passes at once,
 // as RunOnce does; it fails the test if a pass returned before calling
 // ReadDone. onRead, when set, runs in ReadDone.
@@ -95,11 +110,7 @@ func TestStagedPassesStoreWhatSyncAccountStores(t *testing.T) {
 	// the first sync (many windows) writes as it reads; the second, in the
 	// steady state, is staged
 	env, bd, accts := stagedEnv(t, syncer.Options{}, n, stagedActs...)
-	for _, a := range accts {
-		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
-			t.Fatalf("first sync of %s: %+v", a.ID, res)
-		}
-	}
+	firstSync(t, env, accts, req)
 	runWrites, batches := env.Runs.Writes(), bd.Batches()
 	for i, res := range syncStaged(t, env, accts, req, nil) {
 		if res.Failed() || len(res.Runs) != len(syncer.AllEntities) {
@@ -151,11 +162,7 @@ func TestStagedPassesStoreWhatSyncAccountStores(t *testing.T) {
 func TestStagedCommitThatFailsFailsItsRuns(t *testing.T) {
 	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
 	env, _, accts := stagedEnv(t, syncer.Options{}, 3, stagedActs...)
-	for _, a := range accts {
-		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
-			t.Fatalf("first sync of %s: %+v", a.ID, res)
-		}
-	}
+	firstSync(t, env, accts, req)
 	before := env.State.All()
 	boom := errors.New("clickhouse: connection refused")
 	env.Data.Fail = boom
@@ -189,14 +196,9 @@ func TestStagedCommitThatFailsFailsItsRuns(t *testing.T) {
 func TestStagedPassWhoseLockIsLostWritesNothing(t *testing.T) {
 	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
 	env, _, accts := stagedEnv(t, syncer.Options{}, 3, stagedActs...)
-	for _, a := range accts {
-		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
-			t.Fatalf("first sync of %s: %+v", a.ID, res)
-		}
-	}
+	firstSync(t, env, accts, req)
 	// a new action for every account, seen by the staged passes only
-	env.Source.Activity = append(env.Source.Activity, syncertest.Action{Entity: syncer.Actions, ID: "a2", Campaign: "c1",
-		Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)})
+	env.Source.Activity = append(env.Source.Activity, newAction)
 	before := env.State.All()
 	res := syncStaged(t, env, accts, req, func(a syncer.Account) {
 		if a.ID == "acct1" {
@@ -235,11 +237,7 @@ func TestStagedRunTooLongWritesAsItReads(t *testing.T) {
 	req := syncer.Request{Entities: []syncer.Entity{syncer.Actions}, Kind: syncer.RunIncremental}
 	var acts []syncertest.Action
 	env, _, accts := stagedEnv(t, syncer.Options{BatchSize: 3}, 2)
-	for _, a := range accts {
-		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
-			t.Fatalf("first sync of %s: %+v", a.ID, res)
-		}
-	}
+	firstSync(t, env, accts, req)
 	for i := range 5 {
 		acts = append(acts, syncertest.Action{Entity: syncer.Actions, ID: fmt.Sprintf("n%d", i), Campaign: "c1",
 			Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)})
@@ -320,13 +318,8 @@ func (c losingCatalog) ReplaceCatalogs(ctx context.Context, e syncer.Entity, bat
 func TestStagedCommitChecksTheLockBeforeEachStep(t *testing.T) {
 	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
 	env, bd, accts := stagedEnv(t, syncer.Options{}, 3, stagedActs...)
-	for _, a := range accts {
-		if res := env.Syncer.SyncAccount(t.Context(), a, req); res.Failed() {
-			t.Fatalf("first sync of %s: %+v", a.ID, res)
-		}
-	}
-	env.Source.Activity = append(env.Source.Activity, syncertest.Action{Entity: syncer.Actions, ID: "a2", Campaign: "c1",
-		Updated: apiNow.Add(-time.Hour), Event: apiNow.Add(-time.Hour), Locking: apiNow.Add(aDay)})
+	firstSync(t, env, accts, req)
+	env.Source.Activity = append(env.Source.Activity, newAction)
 	env.Syncer.Catalog = losingCatalog{bd, func() { env.Locker.Lose("acct1") }}
 	env.Source.Now = apiNow.Add(2 * time.Hour) // the watermarks of a stored run move
 	before := env.State.All()

@@ -23,18 +23,7 @@ func TestPreparedPassesAreThePassesOfSyncAccount(t *testing.T) {
 		{Entity: syncer.Actions, ID: "a1", Campaign: "c1", Updated: apiNow.Add(-aDay), Event: apiNow.Add(-aDay), Locking: apiNow.Add(aDay)},
 		{Entity: syncer.ActionUpdates, ID: "u1", Campaign: "c2", Updated: apiNow.Add(-2 * aDay), Event: apiNow.Add(-2 * aDay), Locking: apiNow.Add(aDay)},
 	}
-	accts := func(env *syncertest.Env) []syncer.Account {
-		var out []syncer.Account
-		for i := range 3 {
-			a := brand()
-			a.ID, a.SID = fmt.Sprintf("acct%d", i), fmt.Sprintf("IRacct%d", i)
-			if err := env.Accounts.PutAccount(t.Context(), a, syncer.SealedSecret{}); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, a)
-		}
-		return out
-	}
+	accts := func(env *syncertest.Env) []syncer.Account { return addAccounts(t, env, 3) }
 	req := syncer.Request{Entities: syncer.AllEntities, Kind: syncer.RunIncremental}
 
 	// the reference: one SyncAccount per account, twice (first sync, then incremental)
